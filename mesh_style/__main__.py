@@ -1,0 +1,3 @@
+from mesh_style.cli import main
+
+main()

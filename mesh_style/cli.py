@@ -1,0 +1,73 @@
+"""Command line: ``mesh-style mesh.path=chair.glb style.path=starry_night.jpg [key=value ...]``.
+
+The Hydra entry point is trivial: it calls :func:`mesh_style.run.run`. User errors (bad input,
+bad config value, unknown config key) print one line and exit with status 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig
+
+from mesh_style.errors import MeshStyleError
+
+CONFIG_MODULE = "mesh_style.configs"
+EXIT_USER_ERROR = 2
+
+log = logging.getLogger("mesh_style")
+
+
+def fail(message: str) -> None:
+    print(f"mesh-style: error: {message}", file=sys.stderr)
+    sys.exit(EXIT_USER_ERROR)
+
+
+@hydra.main(version_base="1.3", config_path=f"pkg://{CONFIG_MODULE}", config_name="config")
+def hydra_main(cfg: DictConfig) -> None:
+    from mesh_style.run import run  # heavy imports (torch, PyTorch3D) only once arguments are valid
+
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        run(cfg, out_dir)
+    except MeshStyleError as error:
+        fail(str(error))
+    print(f"mesh-style: results in {out_dir}")
+
+
+def _one_line(error: BaseException) -> str:
+    parts = [str(error)] + ([str(error.__cause__)] if error.__cause__ else [])
+    text = " ".join(p.split("\n    full_key:")[0] for p in parts)  # drop OmegaConf's context block
+    text = text.split("Config search path")[0]
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def check_overrides(args: list[str]) -> None:
+    """Compose the config once with the first value of every sweep, so that an unknown key or
+    group option fails here with one line, before Hydra prints a multi-line report or a sweep
+    starts its jobs."""
+    from hydra import compose, initialize_config_module
+
+    candidates = [a for a in args if not a.startswith("-") and ("=" in a or a.startswith("~"))]
+    try:
+        parsed = OverridesParser.create().parse_overrides(candidates)
+        first = [
+            f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}" if o.is_sweep_override() else o.input_line
+            for o in parsed
+        ]
+        with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
+            compose("config", overrides=first, return_hydra_config=True)
+    except Exception as error:  # Hydra and OmegaConf raise several types for bad overrides
+        fail(f"{_one_line(error)} (see the keys with: mesh-style --cfg job)")
+
+
+def main() -> None:
+    """Console entry point of ``mesh-style`` and ``python -m mesh_style``."""
+    check_overrides(sys.argv[1:])
+    hydra_main()

@@ -1,0 +1,95 @@
+"""Outputs: the stylised scene as GLB and OBJ + MTL + PNG, written atomically.
+
+Everything is first written into a hidden staging folder next to the results and moved into
+place only once every file is complete, so a crash leaves nothing that looks like a result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import trimesh
+from omegaconf import DictConfig
+from PIL import Image
+from trimesh.exchange.obj import export_obj
+from trimesh.visual.material import PBRMaterial
+
+from mesh_style.errors import MeshStyleError
+from mesh_style.mesh import Mesh
+
+_WHITE = [255, 255, 255, 255]
+
+
+def texture_names(mesh: Mesh, stem: str) -> list[str]:
+    """File stems of the stylised textures: ``<stem>_stylized`` or ``<stem>_stylized_<i>``."""
+    if len(mesh.slots) == 1:
+        return [f"{stem}_stylized"]
+    return [f"{stem}_stylized_{i}" for i in range(len(mesh.slots))]
+
+
+def stylized_scene(mesh: Mesh, images: list[Image.Image], names: list[str]) -> trimesh.Scene:
+    """A copy of the source scene whose materials show the stylised images.
+
+    The base-colour factor was baked into the texels at load time, so it is reset to white here.
+    Other material properties (metallic, roughness, normal maps) are kept.
+    """
+    scene = mesh.source.copy()
+    for slot, image, name in zip(mesh.slots, images, names):
+        for geometry_name in slot.geometries:
+            geometry = scene.geometry[geometry_name]
+            source = geometry.visual.material
+            material = copy.copy(source) if isinstance(source, PBRMaterial) else PBRMaterial()
+            material.name = name
+            material.baseColorTexture = image
+            material.baseColorFactor = _WHITE
+            geometry.visual = trimesh.visual.TextureVisuals(uv=geometry.visual.uv, material=material)
+    return scene
+
+
+def write_obj(scene: trimesh.Scene, folder: Path, stem: str) -> None:
+    """``<stem>.obj`` + ``<stem>.mtl`` + one PNG per material, referenced by relative paths."""
+    text, files = export_obj(scene, include_texture=True, return_texture=True, mtl_name=f"{stem}.mtl")
+    (folder / f"{stem}.obj").write_text(text)
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+
+
+@contextlib.contextmanager
+def staged_outputs(out_dir: Path) -> Iterator[Path]:
+    """Yield a staging folder; on success move its files into ``out_dir``, always remove it."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=out_dir))
+    try:
+        yield staging
+        for path in sorted(staging.iterdir()):
+            os.replace(path, out_dir / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def export_scene(
+    mesh: Mesh, images: list[Image.Image], stem: str, folder: Path, cfg: DictConfig
+) -> list[str]:
+    """Write the stylised scene in the formats of ``cfg.formats`` (``glb``, ``obj``); returns file names."""
+    unknown = set(cfg.formats) - {"glb", "obj"}
+    if unknown:
+        raise MeshStyleError(f"export.formats has unknown entries {sorted(unknown)}: use glb and/or obj")
+    names = texture_names(mesh, stem)
+    scene = stylized_scene(mesh, images, names)
+    before = set(os.listdir(folder))
+    if "glb" in cfg.formats:
+        (folder / f"{stem}_stylized.glb").write_bytes(scene.export(file_type="glb"))
+    if "obj" in cfg.formats:
+        write_obj(scene, folder, f"{stem}_stylized")
+    return sorted(set(os.listdir(folder)) - before)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")

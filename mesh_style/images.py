@@ -1,0 +1,64 @@
+"""Image I/O shared by the style image, mesh textures and outputs: PIL ↔ ``(H, W, 3)`` float tensors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from mesh_style.errors import MeshStyleError
+
+
+def pil_to_tensor(image: Image.Image) -> torch.Tensor:
+    """Any PIL image (palette, greyscale, RGBA, 16-bit) → ``(H, W, 3)`` float32 RGB in [0, 1].
+
+    Alpha is dropped (composited on nothing): textures and paintings are treated as opaque.
+    """
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        # Pillow keeps 16-bit greyscale as integers; scale by the format's range, not by 255.
+        values = np.asarray(image, dtype=np.float32)
+        peak = 65535.0 if image.mode != "F" and values.max() > 255 else (1.0 if image.mode == "F" else 255.0)
+        grey = np.clip(values / peak, 0.0, 1.0)
+        return torch.from_numpy(np.repeat(grey[..., None], 3, axis=-1).copy())
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(rgb.copy())
+
+
+def tensor_to_pil(image: torch.Tensor) -> Image.Image:
+    """``(H, W, 3)`` float in [0, 1] → 8-bit RGB PIL image (rounded, not truncated)."""
+    array = (image.detach().clamp(0, 1).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
+    return Image.fromarray(array, mode="RGB")
+
+
+def read_image(path: Path, what: str, config_key: str) -> Image.Image:
+    """Open an image file fully, turning every failure into a one-line :class:`MeshStyleError`."""
+    if not path.is_file():
+        raise MeshStyleError(f"{what} not found: {path} (check {config_key})")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.copy()
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise MeshStyleError(
+            f"cannot read {what} {path}: {error} (use a JPEG, PNG or WebP file for {config_key})"
+        ) from error
+
+
+def resize_long_side(image: Image.Image, size: int) -> Image.Image:
+    """Resize so that the longer side is ``size`` pixels, keeping the aspect ratio."""
+    scale = size / max(image.size)
+    width, height = (max(1, round(side * scale)) for side in image.size)
+    return image.resize((width, height), Image.Resampling.LANCZOS)
+
+
+def image_grid(rows: list[torch.Tensor], gap: int = 4) -> Image.Image:
+    """Tile batches of images: each ``(N, 3, H, W)`` in ``rows`` becomes one row, white gaps between."""
+    n, _, height, width = rows[0].shape
+    canvas = torch.ones(len(rows) * (height + gap) - gap, n * (width + gap) - gap, 3)
+    for r, batch in enumerate(rows):
+        for c, image in enumerate(batch):
+            y, x = r * (height + gap), c * (width + gap)
+            canvas[y : y + height, x : x + width] = image.permute(1, 2, 0).cpu()
+    return tensor_to_pil(canvas)

@@ -1,0 +1,165 @@
+"""Mesh input: a GLB/glTF/OBJ/PLY file → one triangle soup ready to render, plus the scene to export.
+
+The scene is flattened into world coordinates (node transforms applied), then moved into a
+normalised frame (bounding box centred at the origin, bounding sphere of radius 1) in which the
+cameras are placed. The trimesh scene is kept untouched for export, so the output keeps the
+original coordinates, node transforms and names; only base-colour textures are replaced.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import trimesh
+from omegaconf import DictConfig
+from PIL import Image
+
+from mesh_style.errors import MeshStyleError
+from mesh_style.images import pil_to_tensor
+from mesh_style.textures import TextureLayout
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_SUFFIXES = (".glb", ".gltf", ".obj", ".ply")
+
+
+@dataclass
+class MaterialSlot:
+    """One texture being stylised, and the scene geometries whose material uses it."""
+
+    name: str
+    geometries: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Mesh:
+    """A whole scene as one triangle mesh in the normalised frame.
+
+    Attributes:
+        verts: ``(V, 3)`` float32 positions, centred, inside the unit sphere.
+        normals: ``(V, 3)`` float32 unit vertex normals.
+        faces: ``(F, 3)`` int64 vertex indices.
+        verts_uvs: ``(V, 2)`` float32 texture coordinates (trimesh splits vertices on UV seams).
+        face_material: ``(F,)`` int64 index into ``textures`` / ``slots``.
+        textures: initial texture of every slot, ``(H_m, W_m, 3)`` float32 in [0, 1], with the
+            material's base-colour factor multiplied in.
+        slots: which geometries each texture belongs to.
+        source: the scene as loaded, in its original coordinates, for export.
+    """
+
+    verts: torch.Tensor
+    normals: torch.Tensor
+    faces: torch.Tensor
+    verts_uvs: torch.Tensor
+    face_material: torch.Tensor
+    textures: list[torch.Tensor]
+    slots: list[MaterialSlot]
+    source: trimesh.Scene
+
+    @property
+    def layout(self) -> TextureLayout:
+        return TextureLayout(tuple((t.shape[0], t.shape[1]) for t in self.textures))
+
+
+def _base_colour(material: trimesh.visual.material.Material | None) -> tuple[Image.Image | None, np.ndarray | None]:
+    """The base-colour image and RGB factor in [0, 1] of a trimesh material (either may be None)."""
+    if isinstance(material, trimesh.visual.material.PBRMaterial):
+        factor = material.baseColorFactor
+        return material.baseColorTexture, None if factor is None else np.asarray(factor[:3], dtype=np.float32) / 255.0
+    if isinstance(material, trimesh.visual.material.SimpleMaterial):
+        return material.image, np.asarray(material.diffuse[:3], dtype=np.float32) / 255.0 if material.image is None else None
+    return None, None
+
+
+def _initial_texture(material: trimesh.visual.material.Material | None, cfg: DictConfig) -> torch.Tensor:
+    image, factor = _base_colour(material)
+    if image is None:
+        colour = torch.tensor(factor if factor is not None else list(cfg.blank_color), dtype=torch.float32)
+        return colour.expand(cfg.blank_texture_size, cfg.blank_texture_size, 3).clone()
+    texture = pil_to_tensor(image)
+    # Bake the factor into the texels so that what is optimised is exactly what is displayed.
+    return texture * torch.from_numpy(factor) if factor is not None else texture
+
+
+def load_scene(path: Path) -> trimesh.Scene:
+    """Read a mesh file as a trimesh scene; any failure becomes a one-line :class:`MeshStyleError`."""
+    if not path.is_file():
+        raise MeshStyleError(f"mesh file not found: {path} (check mesh.path)")
+    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+        raise MeshStyleError(
+            f"unsupported mesh format {path.suffix or '(none)'!r} for {path}: "
+            f"convert it to one of {', '.join(SUPPORTED_SUFFIXES)} (e.g. File > Export in Blender)"
+        )
+    try:
+        scene = trimesh.load(path, force="scene")
+    except Exception as error:  # trimesh raises many types for broken files
+        raise MeshStyleError(f"cannot read mesh {path}: {type(error).__name__}: {error} (is the file complete?)") from error
+    return scene
+
+
+def load_mesh(cfg: DictConfig) -> Mesh:
+    """Load ``cfg.path`` (the ``mesh`` config group) into a :class:`Mesh`."""
+    path = Path(cfg.path)
+    scene = load_scene(path)
+
+    slots: list[MaterialSlot] = []
+    textures: list[torch.Tensor] = []
+    slot_of_material: dict[int, int] = {}
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]] = []
+    for node in scene.graph.nodes_geometry:
+        transform, geometry_name = scene.graph[node]
+        geometry = scene.geometry[geometry_name]
+        if not isinstance(geometry, trimesh.Trimesh) or len(geometry.faces) == 0:
+            continue
+        uv = getattr(geometry.visual, "uv", None)
+        if uv is None or len(uv) != len(geometry.vertices):
+            raise MeshStyleError(
+                f"mesh {path} part {geometry_name!r} has no UV coordinates; automatic UV unwrapping is not "
+                "implemented yet: unwrap it first (Blender: UV > Smart UV Project) and export again"
+            )
+        material = getattr(geometry.visual, "material", None)
+        key = id(material)
+        if key not in slot_of_material:
+            slot_of_material[key] = len(slots)
+            name = getattr(material, "name", None) or f"material{len(slots)}"
+            slots.append(MaterialSlot(name=name))
+            textures.append(_initial_texture(material, cfg))
+        slot = slot_of_material[key]
+        if geometry_name not in slots[slot].geometries:
+            slots[slot].geometries.append(geometry_name)
+        verts = trimesh.transform_points(geometry.vertices, transform)
+        normals = geometry.vertex_normals @ np.linalg.inv(transform[:3, :3])  # inverse transpose, row vectors
+        parts.append((verts, normals, np.asarray(geometry.faces), np.asarray(uv), slot))
+
+    if not parts:
+        raise MeshStyleError(f"mesh {path} has no triangle faces: give a surface mesh, not a point cloud or lines")
+
+    offsets = np.cumsum([0] + [len(p[0]) for p in parts])
+    verts = np.concatenate([p[0] for p in parts])
+    normals = np.concatenate([p[1] for p in parts])
+    faces = np.concatenate([p[2] + offset for p, offset in zip(parts, offsets)])
+    uvs = np.concatenate([p[3] for p in parts])
+    face_material = np.concatenate([np.full(len(p[2]), p[4]) for p in parts])
+    if not (np.isfinite(verts).all() and np.isfinite(uvs).all()):
+        raise MeshStyleError(f"mesh {path} has NaN or infinite vertex positions or UVs: repair it before stylising")
+
+    centre = (verts.min(0) + verts.max(0)) / 2
+    radius = np.linalg.norm(verts - centre, axis=1).max()
+    if radius <= 0:
+        raise MeshStyleError(f"mesh {path} is degenerate (all vertices coincide)")
+    normals = normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+    log.info("mesh %s: %d faces, %d vertices, %d texture(s)", path.name, len(faces), len(verts), len(textures))
+    return Mesh(
+        verts=torch.from_numpy((verts - centre) / radius).float(),
+        normals=torch.from_numpy(normals).float(),
+        faces=torch.from_numpy(faces).long(),
+        verts_uvs=torch.from_numpy(uvs).float(),
+        face_material=torch.from_numpy(face_material).long(),
+        textures=textures,
+        slots=slots,
+        source=scene,
+    )

@@ -1,0 +1,135 @@
+"""The objective (VGG features of renders → losses) and the Adam loop on the texture."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from omegaconf import DictConfig
+from torch import nn
+from tqdm import tqdm
+
+from mesh_style.backbone import VGGFeatures
+from mesh_style.errors import MeshStyleError
+from mesh_style.losses import ContentLoss, StyleLoss, gram_matrix, total_variation
+from mesh_style.shader import ViewCache, shade
+from mesh_style.textures import TexturePyramid
+
+log = logging.getLogger(__name__)
+
+
+class Objective(nn.Module):
+    """Renders cached views of a texture and scores them against the style and content targets.
+
+    Args:
+        extractor: frozen VGG feature extractor.
+        style: style loss holding the painting's Gram matrices.
+        content: content loss holding features of the original texture for every cached view.
+        background: ``(3,)`` colour behind the mesh.
+    """
+
+    def __init__(self, extractor: VGGFeatures, style: StyleLoss, content: ContentLoss, background: torch.Tensor) -> None:
+        super().__init__()
+        self.extractor = extractor
+        self.style = style
+        self.content = content
+        self.register_buffer("background", background)
+
+    def forward(self, texels: torch.Tensor, cache: ViewCache, view_ids: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-view losses ``{"style": (N,), "content": (N,)}`` of views ``view_ids`` of ``cache``."""
+        views = cache.select(view_ids)
+        features = self.extractor(shade(texels, views, self.background))
+        return {"style": self.style(features, views.mask), "content": self.content(features, view_ids)}
+
+
+def style_targets(extractor: VGGFeatures, style_image: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:
+    """``(1, 3, H, W)`` painting → ``{layer: (C, C)}`` Gram matrices."""
+    with torch.inference_mode():
+        features = extractor(style_image)
+    return {layer: gram_matrix(features[layer])[0].clone() for layer in layers}
+
+
+def content_targets(
+    extractor: VGGFeatures, texels: torch.Tensor, cache: ViewCache, background: torch.Tensor, layer: str, chunk: int
+) -> torch.Tensor:
+    """Features at ``layer`` of every cached view rendered with ``texels``: ``(V, C, h, w)``."""
+    with torch.inference_mode():
+        return torch.cat([
+            extractor(shade(texels, cache.select(slice(i, i + chunk)), background))[layer]
+            for i in range(0, len(cache), chunk)
+        ]).clone()
+
+
+def build_objective(
+    extractor: VGGFeatures,
+    style_image: torch.Tensor,
+    texels: torch.Tensor,
+    cache: ViewCache,
+    cfg: DictConfig,
+    background: torch.Tensor,
+) -> Objective:
+    """Targets computed once: the painting's Grams and the original texture's content features.
+
+    ``cfg`` is the ``loss`` config group.
+    """
+    style = StyleLoss(style_targets(extractor, style_image, list(cfg.style_layers)), dict(cfg.style_layers))
+    content = ContentLoss(
+        cfg.content_layer,
+        content_targets(extractor, texels, cache, background, cfg.content_layer, chunk=cfg.eval_chunk),
+    )
+    return Objective(extractor, style, content, background)
+
+
+def check_optim_config(cfg: DictConfig) -> None:
+    if cfg.steps < 0:
+        raise MeshStyleError(f"optim.steps={cfg.steps} must be >= 0")
+    if not cfg.lr > 0:
+        raise MeshStyleError(f"optim.lr={cfg.lr} must be > 0")
+    if cfg.pyramid_levels < 1:
+        raise MeshStyleError(f"optim.pyramid_levels={cfg.pyramid_levels} must be >= 1 (1 = plain texels)")
+
+
+def optimize(
+    images: list[torch.Tensor],
+    objective: Objective,
+    cache: ViewCache,
+    loss_cfg: DictConfig,
+    cfg: DictConfig,
+    views_per_step: int,
+    seed: int,
+) -> tuple[torch.Tensor, list[dict[str, float]]]:
+    """Adam on a :class:`~mesh_style.textures.TexturePyramid` of the textures.
+
+    Args:
+        images: initial ``(H_m, W_m, 3)`` textures, on the device of ``cache``.
+        objective: losses of rendered views.
+        cache: the optimisation bank (held-out views are not in it).
+        loss_cfg: the ``loss`` group (weights).
+        cfg: the ``optim`` group (steps, lr, pyramid_levels).
+        views_per_step: views rendered per step, drawn at random without replacement.
+        seed: seeds the order of views.
+
+    Returns:
+        The optimised ``(T, 3)`` texels in [0, 1] and the loss history, one dict per step.
+    """
+    check_optim_config(cfg)
+    pyramid = TexturePyramid(images, cfg.pyramid_levels)
+    optimizer = torch.optim.Adam(pyramid.parameters(), lr=cfg.lr)
+    generator = torch.Generator().manual_seed(seed)
+    history: list[dict[str, float]] = []
+    progress = tqdm(range(cfg.steps), desc="stylising", unit="step", dynamic_ncols=True, leave=False)
+    for _ in progress:
+        view_ids = torch.randperm(len(cache), generator=generator)[:views_per_step].to(cache.mask.device)
+        texels = pyramid()
+        losses = objective(texels, cache, view_ids)
+        style, content = losses["style"].mean(), losses["content"].mean()
+        tv = total_variation(pyramid.layout.unflatten(texels))
+        total = loss_cfg.style_weight * style + loss_cfg.content_weight * content + loss_cfg.tv_weight * tv
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        optimizer.step()
+        record = {"total": total.item(), "style": style.item(), "content": content.item(), "tv": tv.item()}
+        history.append(record)
+        progress.set_postfix(style=f"{record['style']:.3f}", content=f"{record['content']:.3f}")
+    with torch.no_grad():
+        return pyramid().detach(), history

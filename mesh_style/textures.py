@@ -1,0 +1,129 @@
+"""Textures of every material as one flat array of texels, and bilinear lookups into it.
+
+Optimising one ``(T, 3)`` tensor instead of a list of images lets a multi-material scene be stylised
+in one optimisation, and lets a texture lookup be precomputed per view as four texel indices and
+four weights (:func:`bilinear_taps`): each optimisation step is then a single gather.
+
+Conventions (those of glTF, OBJ and trimesh): ``v = 0`` is the bottom row of the image, texel
+centres sit at ``(i + 0.5) / W``, and UVs outside [0, 1] wrap around (REPEAT).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class TextureLayout:
+    """Where each material's ``(H, W)`` image lives in the flat texel array."""
+
+    sizes: tuple[tuple[int, int], ...]
+
+    @property
+    def offsets(self) -> tuple[int, ...]:
+        starts, total = [], 0
+        for height, width in self.sizes:
+            starts.append(total)
+            total += height * width
+        return tuple(starts)
+
+    @property
+    def num_texels(self) -> int:
+        return sum(h * w for h, w in self.sizes)
+
+    def flatten(self, images: list[torch.Tensor]) -> torch.Tensor:
+        """``[(H_m, W_m, 3)]`` → ``(T, 3)``."""
+        return torch.cat([image.reshape(-1, image.shape[-1]) for image in images])
+
+    def unflatten(self, texels: torch.Tensor) -> list[torch.Tensor]:
+        """``(T, C)`` → ``[(H_m, W_m, C)]`` (views, no copy)."""
+        counts = [h * w for h, w in self.sizes]
+        return [chunk.view(h, w, -1) for chunk, (h, w) in zip(texels.split(counts), self.sizes)]
+
+
+def bilinear_taps(
+    uv: torch.Tensor, material: torch.Tensor, layout: TextureLayout
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bilinear sampling with REPEAT wrapping, as texel indices and weights.
+
+    Args:
+        uv: ``(P, 2)`` texture coordinates.
+        material: ``(P,)`` index of the material (texture) each sample reads.
+        layout: the texture sizes.
+
+    Returns:
+        ``index (P, 4)`` int32 into the flat texel array and ``weight (P, 4)`` float32 summing
+        to 1 per row, so that ``colour = (texels[index] * weight[..., None]).sum(1)``.
+    """
+    sizes = torch.tensor(layout.sizes, dtype=torch.long, device=uv.device)  # (M, 2) as (H, W)
+    offsets = torch.tensor(layout.offsets, dtype=torch.long, device=uv.device)
+    height = sizes[material, 0]
+    width = sizes[material, 1]
+    # Continuous texel coordinates with texel centres at integers; image row 0 is v = 1.
+    x = uv[:, 0].double() * width - 0.5
+    y = (1.0 - uv[:, 1].double()) * height - 0.5
+    x0, y0 = x.floor(), y.floor()
+    fx, fy = (x - x0).float(), (y - y0).float()
+    x0, y0 = x0.long(), y0.long()
+    xs = torch.stack([x0, x0 + 1, x0, x0 + 1], dim=1).remainder(width[:, None])
+    ys = torch.stack([y0, y0, y0 + 1, y0 + 1], dim=1).remainder(height[:, None])
+    index = offsets[material, None] + ys * width[:, None] + xs
+    weight = torch.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], dim=1)
+    return index.int(), weight
+
+
+def gather_bilinear(texels: torch.Tensor, index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Colours of precomputed taps: ``texels (T, C)``, ``index/weight (..., 4)`` → ``(..., C)``."""
+    taps = texels.index_select(0, index.reshape(-1)).view(*index.shape, texels.shape[-1])
+    return (taps * weight.unsqueeze(-1)).sum(-2)
+
+
+class TexturePyramid(nn.Module):
+    """Textures parametrised as pyramids: each image is its full-size level plus upsampled coarser
+    levels, each half the size of the one before (down to ``min_size`` texels).
+
+    One step's views see only part of the texture; through the coarse levels their gradients still
+    move whole regions, so colour and large strokes form coherently instead of texel by texel.
+    ``levels=1`` is the plain texel parametrisation.
+
+    Args:
+        images: initial ``(H_m, W_m, 3)`` textures; they become the full-size levels, the coarser
+            levels start at zero.
+        levels: pyramid depth (at least 1).
+    """
+
+    def __init__(self, images: list[torch.Tensor], levels: int, min_size: int = 4) -> None:
+        super().__init__()
+        self.layout = TextureLayout(tuple((im.shape[0], im.shape[1]) for im in images))
+        self.params = nn.ParameterList()
+        self.counts: list[int] = []
+        for image in images:
+            height, width, channels = image.shape
+            self.params.append(nn.Parameter(image.permute(2, 0, 1)[None].clone()))
+            k = 1
+            while k < levels and min(height, width) >> k >= min_size:
+                self.params.append(nn.Parameter(image.new_zeros(1, channels, height >> k, width >> k)))
+                k += 1
+            self.counts.append(k)
+
+    def images(self) -> list[torch.Tensor]:
+        """The composed ``(H_m, W_m, 3)`` textures (not clamped)."""
+        out, params = [], iter(self.params)
+        for count, size in zip(self.counts, self.layout.sizes):
+            full = next(params)
+            coarse = [F.interpolate(next(params), size=size, mode="bilinear", align_corners=False) for _ in range(count - 1)]
+            out.append((full + sum(coarse))[0].permute(1, 2, 0))
+        return out
+
+    def forward(self) -> torch.Tensor:
+        """``(T, 3)`` flat texels in [0, 1].
+
+        The clamp is straight-through (identity gradient), so a texel pushed past 0 or 1 can
+        still be pulled back by the loss.
+        """
+        texels = self.layout.flatten(self.images())
+        return texels + (texels.clamp(0.0, 1.0) - texels).detach()
