@@ -83,18 +83,23 @@ def gather_bilinear(texels: torch.Tensor, index: torch.Tensor, weight: torch.Ten
 
 
 class TexturePyramid(nn.Module):
-    """Textures parametrised as pyramids: each image is its full-size level plus upsampled coarser
-    levels, each half the size of the one before (down to ``min_size`` texels).
+    """Textures parametrised as pyramids in logit space: each image is ``sigmoid`` of its full-size
+    level plus upsampled coarser levels, each half the size of the one before.
 
     One step's views see only part of the texture; through the coarse levels their gradients still
     move whole regions, so colour and large strokes form coherently instead of texel by texel.
-    ``levels=1`` is the plain texel parametrisation.
+    The sigmoid keeps texels in [0, 1] with a gradient everywhere (a clamp would either block the
+    gradient or, straight-through, let texels run away past 1). ``levels=1`` is plain texels.
 
     Args:
-        images: initial ``(H_m, W_m, 3)`` textures; they become the full-size levels, the coarser
-            levels start at zero.
+        images: initial ``(H_m, W_m, 3)`` textures in [0, 1]; their logits become the full-size
+            levels, the coarser levels start at zero.
         levels: pyramid depth (at least 1).
+        min_size: the coarsest level is at least this many texels on its short side.
     """
+
+    #: Initial values are kept this far from 0 and 1, where the logit is infinite.
+    EPS = 1e-3
 
     def __init__(self, images: list[torch.Tensor], levels: int, min_size: int = 4) -> None:
         super().__init__()
@@ -103,7 +108,8 @@ class TexturePyramid(nn.Module):
         self.counts: list[int] = []
         for image in images:
             height, width, channels = image.shape
-            self.params.append(nn.Parameter(image.permute(2, 0, 1)[None].clone()))
+            logits = torch.logit(image.clamp(self.EPS, 1 - self.EPS))
+            self.params.append(nn.Parameter(logits.permute(2, 0, 1)[None].clone()))
             k = 1
             while k < levels and min(height, width) >> k >= min_size:
                 self.params.append(nn.Parameter(image.new_zeros(1, channels, height >> k, width >> k)))
@@ -111,19 +117,14 @@ class TexturePyramid(nn.Module):
             self.counts.append(k)
 
     def images(self) -> list[torch.Tensor]:
-        """The composed ``(H_m, W_m, 3)`` textures (not clamped)."""
+        """The composed ``(H_m, W_m, 3)`` textures in [0, 1]."""
         out, params = [], iter(self.params)
         for count, size in zip(self.counts, self.layout.sizes):
             full = next(params)
             coarse = [F.interpolate(next(params), size=size, mode="bilinear", align_corners=False) for _ in range(count - 1)]
-            out.append((full + sum(coarse))[0].permute(1, 2, 0))
+            out.append(torch.sigmoid(full + sum(coarse))[0].permute(1, 2, 0))
         return out
 
     def forward(self) -> torch.Tensor:
-        """``(T, 3)`` flat texels in [0, 1].
-
-        The clamp is straight-through (identity gradient), so a texel pushed past 0 or 1 can
-        still be pulled back by the loss.
-        """
-        texels = self.layout.flatten(self.images())
-        return texels + (texels.clamp(0.0, 1.0) - texels).detach()
+        """``(T, 3)`` flat texels in [0, 1]."""
+        return self.layout.flatten(self.images())
