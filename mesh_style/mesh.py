@@ -75,14 +75,23 @@ def _base_colour(material: trimesh.visual.material.Material | None) -> tuple[Ima
     return None, None
 
 
+#: Textures smaller than this are placeholders (trimesh makes a 2×2 one for a missing material):
+#: they are replaced by a blank texture of their mean colour.
+MIN_TEXTURE_SIZE = 16
+
+
 def _initial_texture(material: trimesh.visual.material.Material | None, cfg: DictConfig) -> torch.Tensor:
     image, factor = _base_colour(material)
     if image is None:
         colour = torch.tensor(factor if factor is not None else list(cfg.blank_color), dtype=torch.float32)
-        return colour.expand(cfg.blank_texture_size, cfg.blank_texture_size, 3).clone()
-    texture = pil_to_tensor(image)
-    # Bake the factor into the texels so that what is optimised is exactly what is displayed.
-    return texture * torch.from_numpy(factor) if factor is not None else texture
+    else:
+        texture = pil_to_tensor(image)
+        # Bake the factor into the texels so that what is optimised is exactly what is displayed.
+        texture = texture * torch.from_numpy(factor) if factor is not None else texture
+        if min(image.size) >= MIN_TEXTURE_SIZE:
+            return texture
+        colour = texture.mean((0, 1))
+    return colour.expand(cfg.blank_texture_size, cfg.blank_texture_size, 3).clone()
 
 
 def load_scene(path: Path) -> trimesh.Scene:

@@ -120,7 +120,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
 
     with timer("optimize"):
         texels, history = optimize(
-            [t.to(device) for t in mesh.textures], objective, train_cache, cfg.loss, cfg.optim, cfg.views.per_step, cfg.seed
+            [t.to(device) for t in mesh.textures], objective, train_cache, cfg.loss, cfg.optim, min(cfg.views.per_step, len(bank)), cfg.seed
         )
         texels = quantize(texels)
 

@@ -26,8 +26,11 @@ def vase_profile(t: np.ndarray) -> np.ndarray:
     return 0.35 + 0.3 * np.sin(np.pi * t * 1.1) ** 2 - 0.18 * t + 0.12 * np.exp(-(((t - 0.97) / 0.04) ** 2))
 
 
-def make_vase(segments: int = 64, rings: int = 33) -> trimesh.Trimesh:
-    """A closed-bottom surface of revolution; the seam column is duplicated so that u runs 0 → 1."""
+def make_vase(texture: Image.Image, segments: int = 64, rings: int = 33) -> trimesh.Trimesh:
+    """A closed-bottom surface of revolution with ``texture`` mapped cylindrically.
+
+    The seam column is duplicated so that u runs 0 → 1 around the vase; v runs up its height.
+    """
     t = np.linspace(0.0, 1.0, rings)
     u = np.linspace(0.0, 1.0, segments + 1)
     uu, tt = np.meshgrid(u, t)
@@ -46,7 +49,6 @@ def make_vase(segments: int = 64, rings: int = 33) -> trimesh.Trimesh:
     verts = np.vstack([verts, [0.0, -0.8, 0.0]])
     uvs = np.vstack([uvs, [0.5, 0.0]])
     faces += [[centre, s, s + 1] for s in range(segments)]
-    texture = Image.fromarray(make_checker_texture(), mode="RGB")
     visual = trimesh.visual.TextureVisuals(
         uv=uvs, material=trimesh.visual.material.PBRMaterial(name="vase", baseColorTexture=texture, metallicFactor=0.0, roughnessFactor=0.8)
     )
@@ -104,7 +106,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "assets")
     out = parser.parse_args().out
     out.mkdir(parents=True, exist_ok=True)
-    (out / "demo_vase.glb").write_bytes(trimesh.Scene({"vase": make_vase()}).export(file_type="glb"))
+    (out / "demo_vase.glb").write_bytes(trimesh.Scene({"vase": make_vase(Image.fromarray(make_checker_texture(), mode="RGB"))}).export(file_type="glb"))
     Image.fromarray(make_style(), mode="RGB").save(out / "demo_style.png", optimize=True)
     print(f"wrote {out / 'demo_vase.glb'} and {out / 'demo_style.png'}")
 

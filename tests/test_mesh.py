@@ -1,0 +1,103 @@
+"""Mesh input: real files from ../shared, meshes made in code, and every broken case."""
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+from PIL import Image
+
+from conftest import shared_file, textured_vase
+from mesh_style.errors import MeshStyleError
+from mesh_style.mesh import load_mesh
+
+
+def test_duck_glb_node_transform_and_normalised_frame(make_cfg):
+    mesh = load_mesh(make_cfg(f"mesh.path={shared_file('meshes/Duck.glb')}").mesh)
+    assert mesh.faces.shape == (4212, 3) and len(mesh.textures) == 1
+    assert mesh.textures[0].shape == (512, 512, 3)
+    radius = mesh.verts.norm(dim=-1)
+    assert radius.max() == pytest.approx(1.0, abs=1e-5)
+    centre = (mesh.verts.min(0).values + mesh.verts.max(0).values) / 2
+    assert centre.abs().max() < 1e-5
+    assert torch.allclose(mesh.normals.norm(dim=-1), torch.ones(len(mesh.normals)), atol=1e-4)
+    # The source scene keeps the file's own coordinates (node scale 0.01) for export.
+    node = mesh.source.graph.nodes_geometry[0]
+    assert mesh.source.graph[node][0][0, 0] == pytest.approx(0.01)
+
+
+def test_obj_with_mtl_and_space_in_texture_name(make_cfg):
+    mesh = load_mesh(make_cfg(f"mesh.path={shared_file('meshes/fuze.obj')}").mesh)
+    assert mesh.faces.shape[0] == 1000
+    assert mesh.textures[0].shape == (1024, 1024, 3)
+    assert mesh.textures[0].std() > 0.05  # the JPEG was read, not a blank
+
+
+def test_uvs_beyond_one_are_kept_for_repeat_wrapping(make_cfg):
+    mesh = load_mesh(make_cfg(f"mesh.path={shared_file('meshes/BoxTextured.glb')}").mesh)
+    assert mesh.faces.shape[0] == 12 and mesh.verts_uvs.max() > 1.5
+
+
+@pytest.mark.parametrize(
+    "material, expected",
+    [
+        (trimesh.visual.material.PBRMaterial(baseColorFactor=[255, 0, 0, 255]), [1.0, 0.0, 0.0]),
+        (trimesh.visual.material.SimpleMaterial(diffuse=[0, 255, 0, 255]), [0.0, 1.0, 0.0]),
+        # A 2×2 placeholder image is treated as no texture; trimesh's default diffuse factor (102) applies.
+        (trimesh.visual.material.SimpleMaterial(image=Image.new("RGB", (2, 2), (0, 0, 255))), [0.0, 0.0, 102 / 255]),
+    ],
+)
+def test_uvs_without_texture_start_from_uniform_texture(tmp_path, make_cfg, material, expected):
+    vase = textured_vase()
+    vase.visual = trimesh.visual.TextureVisuals(uv=vase.visual.uv, material=material)
+    path = tmp_path / "plain.glb"
+    path.write_bytes(trimesh.Scene({"vase": vase}).export(file_type="glb"))
+    mesh = load_mesh(make_cfg(f"mesh.path={path}", "mesh.blank_texture_size=16").mesh)
+    assert mesh.textures[0].shape == (16, 16, 3)
+    assert torch.allclose(mesh.textures[0], torch.tensor(expected).expand(16, 16, 3), atol=1e-6)
+
+
+def test_base_colour_factor_is_baked_into_the_texture(tmp_path, make_cfg):
+    vase = textured_vase()
+    vase.visual.material.baseColorFactor = [255, 128, 0, 255]
+    path = tmp_path / "tinted.glb"
+    path.write_bytes(trimesh.Scene({"vase": vase}).export(file_type="glb"))
+    mesh = load_mesh(make_cfg(f"mesh.path={path}").mesh)
+    assert mesh.textures[0][..., 2].max() == 0  # blue × 0
+    image = np.asarray(vase.visual.material.baseColorTexture.convert("RGB"), np.float32) / 255
+    assert torch.allclose(mesh.textures[0][..., 1], torch.from_numpy(image[..., 1]) * 128 / 255, atol=1e-6)
+
+
+def _write(tmp_path, name: str, data: bytes):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    "make_file, message",
+    [
+        (lambda p: p / "missing.glb", "mesh file not found"),
+        (lambda p: _write(p, "model.fbx", b"Kaydara FBX Binary"), "unsupported mesh format '.fbx'"),
+        (lambda p: _write(p, "truncated.glb", trimesh.Scene({"v": textured_vase()}).export(file_type="glb")[:200]), "cannot read mesh"),
+        (lambda p: _write(p, "points.obj", b"v 0 0 0\nv 1 0 0\nv 0 1 0\n"), "no triangle faces"),
+        (lambda p: _write(p, "garbage.glb", b"\x00\x01 not a mesh at all"), "cannot read mesh"),
+    ],
+)
+def test_broken_inputs_give_one_clear_error(tmp_path, make_cfg, make_file, message):
+    path = make_file(tmp_path)
+    with pytest.raises(MeshStyleError, match=message) as error:
+        load_mesh(make_cfg(f"mesh.path={path}").mesh)
+    assert "\n" not in str(error.value)
+
+
+def test_mesh_without_uvs_is_refused_until_unwrapping(make_cfg):
+    with pytest.raises(MeshStyleError, match="no UV coordinates"):
+        load_mesh(make_cfg(f"mesh.path={shared_file('meshes/monkey.glb')}").mesh)
+
+
+def test_input_file_is_not_modified(make_cfg):
+    path = shared_file("meshes/Duck.glb")
+    before = path.read_bytes()
+    load_mesh(make_cfg(f"mesh.path={path}").mesh)
+    assert path.read_bytes() == before
+    assert np.frombuffer(before, np.uint8).size > 0
