@@ -1,0 +1,136 @@
+"""The command line as a user runs it: errors are one line with exit code 2, sweeps complete."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import trimesh
+
+from conftest import ROOT, TINY, shared_file, textured_vase
+
+
+def mesh_style(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HYDRA_FULL_ERROR": ""}
+    return subprocess.run(
+        [sys.executable, "-m", "mesh_style", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
+
+
+def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("mesh-style: error:")]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.fixture
+def inputs(tmp_path, vase_glb, style_png):
+    return {"mesh": vase_glb, "style": style_png, "run": tmp_path / "run"}
+
+
+def _no_result(run_dir: Path) -> None:
+    if run_dir.exists():
+        names = {p.name for p in run_dir.iterdir()}
+        assert not names & {"metrics.json", "preview.png"} and not any(n.endswith((".glb", ".obj", ".png")) for n in names)
+
+
+@pytest.mark.parametrize(
+    "mesh_arg, style_arg, fragments",
+    [
+        ("missing.glb", "{style}", ["mesh file not found", "mesh.path"]),
+        ("{mesh}", "missing.png", ["style image not found", "style.path"]),
+        ("{mesh}", "{text_png}", ["cannot read style image"]),
+        ("{fbx}", "{style}", ["unsupported mesh format"]),
+        ("{points}", "{style}", ["no triangle faces"]),
+        ("{no_uv}", "{style}", ["no UV coordinates", "not implemented yet"]),
+    ],
+)
+def test_bad_inputs(tmp_path, inputs, mesh_arg, style_arg, fragments):
+    files = {
+        "mesh": inputs["mesh"],
+        "style": inputs["style"],
+        "text_png": tmp_path / "notes.png",
+        "fbx": tmp_path / "chair.fbx",
+        "points": tmp_path / "points.obj",
+        "no_uv": tmp_path / "no_uv.glb",
+    }
+    files["text_png"].write_text("this is not an image")
+    files["fbx"].write_bytes(b"Kaydara FBX Binary  \x00")
+    files["points"].write_text("v 0 0 0\nv 1 0 0\n")
+    files["no_uv"].write_bytes(trimesh.creation.icosphere(subdivisions=1).export(file_type="glb"))
+    before = {name: path.read_bytes() for name, path in files.items()}
+    result = mesh_style(
+        f"mesh.path={mesh_arg.format(**files)}", f"style.path={style_arg.format(**files)}", *TINY,
+        f"hydra.run.dir={inputs['run']}", cwd=tmp_path,
+    )
+    assert_user_error(result, *fragments)
+    _no_result(inputs["run"])
+    assert {name: path.read_bytes() for name, path in files.items()} == before  # inputs untouched
+
+
+@pytest.mark.parametrize(
+    "override, fragments",
+    [
+        ("views.nmu=3", ["views.nmu", "not in struct"]),
+        ("preset=turbo", ["preset/turbo", "fast"]),
+        ("views.num=0", ["views.num"]),
+        ("render.image_size=2", ["render.image_size"]),
+        ("device=gpu", ["device='gpu'"]),
+        ("optim.steps=-5", ["optim.steps"]),
+        ("style.size=1", ["style.size"]),
+        ("backbone.name=resnet", ["backbone.name='resnet'"]),
+        ("loss.content_layer=relu9_1", ["relu9_1"]),
+        ("export.formats=[fbx]", ["export.formats"]),
+    ],
+)
+def test_bad_config_values(tmp_path, inputs, override, fragments):
+    result = mesh_style(
+        f"mesh.path={inputs['mesh']}", f"style.path={inputs['style']}", *TINY, override,
+        f"hydra.run.dir={inputs['run']}", cwd=tmp_path,
+    )
+    assert_user_error(result, *fragments)
+    _no_result(inputs["run"])
+
+
+def test_missing_required_paths(tmp_path):
+    assert_user_error(mesh_style(*TINY, cwd=tmp_path), "mesh.path=")
+
+
+def test_multirun_sweep_gives_complete_run_directories(tmp_path, inputs):
+    sweep = tmp_path / "sweep"
+    result = mesh_style(
+        "-m", "loss.style_weight=1e3,1e4", "views.num=4,8",
+        f"mesh.path={inputs['mesh']}", f"style.path={inputs['style']}",
+        *(o for o in TINY if not o.startswith("views.num")), f"hydra.sweep.dir={sweep}", cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    runs = sorted(p for p in sweep.iterdir() if p.is_dir() and (p / "metrics.json").exists())
+    assert len(runs) == 4
+    for run_dir in runs:
+        assert {"vase_stylized.glb", "vase_stylized.obj", "preview.png"} <= {p.name for p in run_dir.iterdir()}
+
+
+def test_non_editable_install_finds_its_configs(tmp_path):
+    """``pip install .`` (not editable) ships configs/ inside the package."""
+    site = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(ROOT)],
+        check=True, capture_output=True, timeout=600,
+    )
+    assert (site / "mesh_style" / "configs" / "preset" / "fast.yaml").is_file()
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    where = subprocess.run(
+        [sys.executable, "-c", "import mesh_style; print(mesh_style.__file__)"], cwd=tmp_path, env=env,
+        capture_output=True, text=True, check=True,
+    )
+    assert where.stdout.startswith(str(site))
+    shown = subprocess.run(
+        [sys.executable, "-m", "mesh_style", "preset=fast", "--cfg", "job"], cwd=tmp_path, env=env,
+        capture_output=True, text=True,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "image_size: 128" in shown.stdout
