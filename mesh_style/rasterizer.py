@@ -1,36 +1,21 @@
 """First stage of rendering: which face covers each pixel, and where inside it.
 
 Geometry and cameras never change during an optimisation, so this runs once per view and its
-output, :class:`Fragments`, is turned into a :class:`~mesh_style.shader.ViewCache`.
+output, :class:`~mesh_style.fragments.Fragments`, is turned into a
+:class:`~mesh_style.shader.ViewCache`. Two backends give the same fragments: PyTorch3D's
+rasteriser (the reference, and the fast one on GPU) and :mod:`mesh_style.zbuffer` (the fast one
+on CPU, where PyTorch3D has no binning).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import torch
 from pytorch3d.renderer import FoVPerspectiveCameras, MeshRasterizer, RasterizationSettings
 from pytorch3d.structures import Meshes
 
 from mesh_style.errors import MeshStyleError
-
-
-@dataclass
-class Fragments:
-    """Rasterised views, one face per pixel.
-
-    Attributes:
-        pix_to_face: ``(N, H, W)`` int64 index into the mesh's faces, -1 for background.
-        bary: ``(N, H, W, 3)`` float32 perspective-correct barycentric coordinates (0 on background).
-    """
-
-    pix_to_face: torch.Tensor
-    bary: torch.Tensor
-
-    @property
-    def mask(self) -> torch.Tensor:
-        """``(N, H, W)`` bool, True where a face covers the pixel."""
-        return self.pix_to_face >= 0
+from mesh_style.fragments import Fragments
+from mesh_style.zbuffer import rasterize_zbuffer
 
 
 def rasterize_pytorch3d(
@@ -58,13 +43,16 @@ def rasterize_pytorch3d(
     return Fragments(pix_to_face=pix_to_face, bary=bary)
 
 
-RASTERIZERS = ("auto", "pytorch3d")
+RASTERIZERS = ("auto", "zbuffer", "pytorch3d")
 
 
 def rasterize(
     verts: torch.Tensor, faces: torch.Tensor, cameras: FoVPerspectiveCameras, image_size: int, backend: str
 ) -> Fragments:
-    """Rasterise with the backend named by ``render.rasterizer``."""
+    """Rasterise with the backend named by ``render.rasterizer``; ``auto`` is the z-buffer on CPU
+    and PyTorch3D on GPU."""
     if backend not in RASTERIZERS:
         raise MeshStyleError(f"render.rasterizer={backend!r} is not one of {', '.join(RASTERIZERS)}")
+    if backend == "zbuffer" or (backend == "auto" and cameras.device.type == "cpu"):
+        return rasterize_zbuffer(verts, faces, cameras, image_size)
     return rasterize_pytorch3d(verts, faces, cameras, image_size)

@@ -13,7 +13,7 @@ import torch
 from omegaconf import DictConfig
 
 from mesh_style.mesh import Mesh
-from mesh_style.rasterizer import Fragments
+from mesh_style.fragments import Fragments
 from mesh_style.textures import bilinear_taps, gather_bilinear
 
 
