@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
+import torch
 import trimesh
 from omegaconf import DictConfig
 from PIL import Image
@@ -93,3 +95,16 @@ def export_scene(
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def write_reference_views(images: torch.Tensor, cameras: list[dict[str, Any]], folder: Path) -> list[str]:
+    """``held_out_views.json`` (cameras in the file's coordinates) and ``held_out_<i>.png``: unlit
+    RGBA renders of the held-out views, alpha = mesh mask (see ``scripts/blender_check.py``)."""
+    names = []
+    for i, image in enumerate(images):
+        name = f"held_out_{i}.png"
+        array = (image.permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+        Image.fromarray(array, mode="RGBA").save(folder / name)
+        names.append(name)
+    write_json(folder / "held_out_views.json", {"views": [{**c, "image": n} for c, n in zip(cameras, names)]})
+    return names + ["held_out_views.json"]

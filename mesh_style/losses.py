@@ -16,6 +16,35 @@ import torch.nn.functional as F
 from torch import nn
 
 
+class _MaskedGram(torch.autograd.Function):
+    """``G = sum_p w_p x_p x_p^T / sum_p w_p`` over the positions with ``w_p > 0``.
+
+    Written by hand because it is the costliest part of a step after VGG itself: background
+    positions (about half of a render) are skipped, and the backward pass is one matrix product,
+    ``dx = (dG + dG^T) (w x) / sum w``, where autograd would do two and add them.
+    """
+
+    @staticmethod
+    def forward(ctx, flat: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:  # (N, C, P), (N, P)
+        grams, saved = [], []
+        for x, w in zip(flat, weights):  # a loop over the few views of a batch, not over pixels
+            keep = (w > 0).nonzero().squeeze(1)
+            x = x.index_select(1, keep)
+            w = w.index_select(0, keep)
+            weighted = x * (w / w.sum().clamp_min(1e-8))
+            grams.append(weighted @ x.T)
+            saved.append((keep, weighted))
+        ctx.saved, ctx.shape = saved, flat.shape
+        return torch.stack(grams)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        grad_flat = grad.new_zeros(ctx.shape)
+        for n, (keep, weighted) in enumerate(ctx.saved):
+            grad_flat[n].index_copy_(1, keep, (grad[n] + grad[n].T) @ weighted)
+        return grad_flat, None
+
+
 def gram_matrix(features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Gram matrices averaged over (masked) positions.
 
@@ -30,8 +59,7 @@ def gram_matrix(features: torch.Tensor, mask: torch.Tensor | None = None) -> tor
     flat = features.reshape(n, c, -1)
     if mask is None:
         return flat @ flat.transpose(1, 2) / flat.shape[-1]
-    weights = mask.reshape(n, 1, -1)
-    return (flat * weights) @ flat.transpose(1, 2) / weights.sum(-1, keepdim=True).clamp_min(1e-8)
+    return _MaskedGram.apply(flat, mask.reshape(n, -1).to(flat.dtype))
 
 
 def relative_error(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -2,12 +2,14 @@
 
 The scene is flattened into world coordinates (node transforms applied), then moved into a
 normalised frame (bounding box centred at the origin, bounding sphere of radius 1) in which the
-cameras are placed. The trimesh scene is kept untouched for export, so the output keeps the
-original coordinates, node transforms and names; only base-colour textures are replaced.
+cameras are placed. The trimesh scene is kept for export, so the output keeps the original
+coordinates, node transforms and names; only base-colour textures are replaced, and parts that
+had no UVs are swapped (in memory) for their xatlas-unwrapped copies.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import trimesh
+import xatlas
 from omegaconf import DictConfig
 from PIL import Image
 
@@ -49,6 +52,8 @@ class Mesh:
             material's base-colour factor multiplied in.
         slots: which geometries each texture belongs to.
         source: the scene as loaded, in its original coordinates, for export.
+        centre: ``(3,)`` world position of the normalised frame's origin.
+        radius: world length of one normalised unit (``world = centre + radius × verts``).
     """
 
     verts: torch.Tensor
@@ -59,6 +64,8 @@ class Mesh:
     textures: list[torch.Tensor]
     slots: list[MaterialSlot]
     source: trimesh.Scene
+    centre: tuple[float, float, float]
+    radius: float
 
     @property
     def layout(self) -> TextureLayout:
@@ -94,6 +101,48 @@ def _initial_texture(material: trimesh.visual.material.Material | None, cfg: Dic
     return colour.expand(cfg.blank_texture_size, cfg.blank_texture_size, 3).clone()
 
 
+def _plain_colour(geometry: trimesh.Trimesh, cfg: DictConfig) -> np.ndarray:
+    """Base colour of a mesh without texture: its material factor, mean vertex/face colour, or the default."""
+    visual = geometry.visual
+    _, factor = _base_colour(getattr(visual, "material", None))
+    if factor is not None:
+        return factor
+    if isinstance(visual, trimesh.visual.ColorVisuals) and visual.kind is not None:
+        colours = visual.vertex_colors if visual.kind == "vertex" else visual.face_colors
+        return np.asarray(colours, np.float32)[:, :3].mean(0) / 255.0
+    return np.asarray(list(cfg.blank_color), np.float32)
+
+
+def unwrap(geometry: trimesh.Trimesh, name: str, cfg: DictConfig) -> trimesh.Trimesh:
+    """A copy of ``geometry`` with UVs from xatlas and a blank texture of its plain colour.
+
+    ``cfg`` is the ``mesh`` group: ``unwrap.padding`` (texels between charts), ``unwrap.resolution``
+    (atlas and texture size). Vertices are split along the new seams; positions and normals are kept.
+    """
+    atlas = xatlas.Atlas()
+    normals = np.asarray(geometry.vertex_normals, np.float32)
+    atlas.add_mesh(np.asarray(geometry.vertices, np.float32), np.asarray(geometry.faces, np.uint32), normals)
+    pack = xatlas.PackOptions()
+    pack.padding = int(cfg.unwrap.padding)
+    pack.resolution = int(cfg.unwrap.resolution)
+    atlas.generate(pack_options=pack)
+    vmapping, faces, uvs = atlas[0]
+    size = int(cfg.unwrap.resolution)
+    colour = (np.clip(_plain_colour(geometry, cfg), 0, 1) * 255 + 0.5).astype(np.uint8)
+    source = getattr(geometry.visual, "material", None)
+    material = copy.copy(source) if isinstance(source, trimesh.visual.material.PBRMaterial) else trimesh.visual.material.PBRMaterial(name=f"{name}_material")
+    material.baseColorTexture = Image.new("RGB", (size, size), tuple(int(c) for c in colour))
+    material.baseColorFactor = [255, 255, 255, 255]
+    log.info("unwrapped %s with xatlas: %d charts", name, atlas.chart_count)
+    return trimesh.Trimesh(
+        vertices=geometry.vertices[vmapping],
+        faces=faces.astype(np.int64),
+        vertex_normals=normals[vmapping],
+        visual=trimesh.visual.TextureVisuals(uv=uvs, material=material),
+        process=False,
+    )
+
+
 def load_scene(path: Path) -> trimesh.Scene:
     """Read a mesh file as a trimesh scene; any failure becomes a one-line :class:`MeshStyleError`."""
     if not path.is_file():
@@ -126,10 +175,9 @@ def load_mesh(cfg: DictConfig) -> Mesh:
             continue
         uv = getattr(geometry.visual, "uv", None)
         if uv is None or len(uv) != len(geometry.vertices):
-            raise MeshStyleError(
-                f"mesh {path} part {geometry_name!r} has no UV coordinates; automatic UV unwrapping is not "
-                "implemented yet: unwrap it first (Blender: UV > Smart UV Project) and export again"
-            )
+            # The scene in memory gets the unwrapped geometry, so that the export carries its UVs.
+            geometry = scene.geometry[geometry_name] = unwrap(geometry, geometry_name, cfg)
+            uv = geometry.visual.uv
         material = getattr(geometry.visual, "material", None)
         key = id(material)
         if key not in slot_of_material:
@@ -171,4 +219,6 @@ def load_mesh(cfg: DictConfig) -> Mesh:
         textures=textures,
         slots=slots,
         source=scene,
+        centre=tuple(float(c) for c in centre),
+        radius=float(radius),
     )

@@ -117,7 +117,8 @@ def optimize(
     optimizer = torch.optim.Adam(pyramid.parameters(), lr=cfg.lr)
     generator = torch.Generator().manual_seed(seed)
     history: list[dict[str, float]] = []
-    progress = tqdm(range(cfg.steps), desc="stylising", unit="step", dynamic_ncols=True, leave=False)
+    # disable=None: a progress bar on a terminal, none in logs and pipes.
+    progress = tqdm(range(cfg.steps), desc="stylising", unit="step", dynamic_ncols=True, leave=False, disable=None)
     for _ in progress:
         view_ids = torch.randperm(len(cache), generator=generator)[:views_per_step].to(cache.mask.device)
         texels = pyramid()

@@ -15,13 +15,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from mesh_style.backbone import load_backbone
 from mesh_style.errors import MeshStyleError
-from mesh_style.export import export_scene, staged_outputs, write_json
+from mesh_style.export import export_scene, staged_outputs, write_json, write_reference_views
 from mesh_style.images import image_grid, tensor_to_pil
 from mesh_style.mesh import Mesh, load_mesh
 from mesh_style.optimize import Objective, build_objective, optimize
 from mesh_style.rasterizer import rasterize
 from mesh_style.shader import ViewCache, build_view_cache, shade
 from mesh_style.style import load_style
+from mesh_style.textures import fill_unseen, seen_texels
 from mesh_style.views import Views, sample_views
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,16 @@ def render_cache(mesh: Mesh, views: Views, cfg: DictConfig, device: torch.device
     cameras = views.cameras(device)
     fragments = rasterize(mesh.verts.to(device), mesh.faces.to(device), cameras, cfg.image_size, cfg.rasterizer)
     return build_view_cache(fragments, mesh, cameras.get_camera_center(), cfg)
+
+
+def reference_renders(
+    mesh: Mesh, views: Views, texels: torch.Tensor, render_cfg: DictConfig, size: int, device: torch.device
+) -> torch.Tensor:
+    """Unlit ``(N, 4, size, size)`` RGBA renders (alpha = mesh mask), for checks by other renderers."""
+    unlit = OmegaConf.merge(render_cfg, {"image_size": size, "ambient": 1.0, "diffuse": 0.0})
+    cache = render_cache(mesh, views, unlit, device)
+    rgb = shade(texels, cache, torch.zeros(3, device=device))
+    return torch.cat([rgb, cache.mask[:, None].to(rgb)], 1)
 
 
 def quantize(texels: torch.Tensor) -> torch.Tensor:
@@ -122,7 +133,13 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         texels, history = optimize(
             [t.to(device) for t in mesh.textures], objective, train_cache, cfg.loss, cfg.optim, min(cfg.views.per_step, len(bank)), cfg.seed
         )
-        texels = quantize(texels)
+        # Texels no bank view sees never received a gradient: fill them from their surroundings.
+        seen = seen_texels(train_cache.index, train_cache.weight, mesh.layout.num_texels)
+        filled = [
+            fill_unseen(image, mask[..., 0], cfg.export.gutter)
+            for image, mask in zip(mesh.layout.unflatten(texels), mesh.layout.unflatten(seen[:, None]))
+        ]
+        texels = quantize(mesh.layout.flatten(filled))
 
     with timer("evaluate"):
         eval_ids = torch.arange(len(bank), len(cache), device=device)
@@ -130,6 +147,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         after = evaluate(objective, texels, cache, eval_ids, cfg.loss.eval_chunk)
         shown = cache.select(eval_ids[:PREVIEW_VIEWS])
         preview = image_grid([shade(original, shown, background), shade(texels, shown, background)])
+        reference = reference_renders(mesh, held_out, texels, cfg.render, cfg.export.reference_size, device)
 
     with timer("export"), staged_outputs(out_dir) as staging:
         stem = Path(cfg.mesh.path).stem
@@ -137,6 +155,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         files = export_scene(mesh, images, stem, staging, cfg.export)
         preview.save(staging / "preview.png")
         files.append("preview.png")
+        files += write_reference_views(reference, held_out.world_cameras(mesh.centre, mesh.radius), staging)
 
     reduction = 1.0 - after["style"] / before["style"] if before["style"] > 0 else 0.0
     metrics = {
@@ -145,9 +164,11 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "backbone": backbone,
         "device": str(device),
         "faces": int(mesh.faces.shape[0]),
+        "scene": {"meshes": len(mesh.source.graph.nodes_geometry), "materials": len(mesh.slots)},
         "textures": [list(t.shape[:2]) for t in mesh.textures],
         "views": {"optimized": len(bank), "held_out": len(held_out)},
         "held_out": {"before": before, "after": after, "style_loss_reduction": reduction},
+        "texels_seen_fraction": seen.float().mean().item(),
         "final_train_loss": history[-1] if history else None,
         "seconds": timer.seconds,
         "files": files,

@@ -96,8 +96,9 @@ def shade(texels: torch.Tensor, cache: ViewCache, background: torch.Tensor) -> t
     Returns:
         ``(N, 3, H, W)`` images.
     """
-    albedo = gather_bilinear(texels, cache.index, cache.weight)  # (N, H, W, 3)
-    rgb = albedo * cache.shading.unsqueeze(-1)
-    rgb = torch.where(cache.mask.unsqueeze(-1), rgb, background.to(rgb))
+    mask = cache.mask
+    # Only mesh pixels are looked up: the background is about half of a render.
+    colour = gather_bilinear(texels, cache.index[mask], cache.weight[mask]) * cache.shading[mask].unsqueeze(-1)
+    rgb = background.to(colour).expand(*mask.shape, 3).index_put((mask,), colour)
     return rgb.permute(0, 3, 1, 2)
 

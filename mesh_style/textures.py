@@ -128,3 +128,54 @@ class TexturePyramid(nn.Module):
     def forward(self) -> torch.Tensor:
         """``(T, 3)`` flat texels in [0, 1]."""
         return self.layout.flatten(self.images())
+
+
+def seen_texels(index: torch.Tensor, weight: torch.Tensor, num_texels: int) -> torch.Tensor:
+    """``(T,)`` bool: texels that some cached lookup reads with a non-zero weight."""
+    seen = torch.zeros(num_texels, dtype=torch.bool, device=index.device)
+    seen[index[weight > 0].long()] = True
+    return seen
+
+
+def _neighbour_sum(image: torch.Tensor) -> torch.Tensor:
+    """Sum over the 3×3 neighbourhood of every texel: ``(C, H, W)`` → ``(C, H, W)``."""
+    kernel = image.new_ones(image.shape[0], 1, 3, 3)
+    return F.conv2d(image[None], kernel, padding=1, groups=image.shape[0])[0]
+
+
+def push_pull(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """Fill the unknown texels of ``image (C, H, W)`` from a pyramid of mask-weighted averages of
+    the ``known (H, W)`` ones: each hole gets a smooth blend of the nearest known colours."""
+    if known.all() or not known.any():
+        return image
+    weight = known[None].to(image.dtype)
+    coarse_sum = F.avg_pool2d((image * weight)[None], 2, ceil_mode=True)[0]
+    coarse_weight = F.avg_pool2d(weight[None], 2, ceil_mode=True)[0]
+    coarse = push_pull(coarse_sum / coarse_weight.clamp_min(1e-12), coarse_weight[0] > 0)
+    up = F.interpolate(coarse[None], size=image.shape[-2:], mode="bilinear", align_corners=False)[0]
+    return torch.where(known[None], image, up)
+
+
+def fill_unseen(image: torch.Tensor, seen: torch.Tensor, gutter: int) -> torch.Tensor:
+    """Give texels no view sees the colour of their surroundings instead of the initial texture.
+
+    First ``gutter`` rings of texels around every seen region are grown from their seen
+    neighbours (so bilinear filtering and mipmaps across UV-island edges read the island's own
+    colours), then push-pull fills what is left.
+
+    Args:
+        image: ``(H, W, C)`` texture.
+        seen: ``(H, W)`` bool.
+        gutter: rings of texels grown by dilation.
+    """
+    colour = image.permute(2, 0, 1)
+    known = seen.clone()
+    for _ in range(gutter):
+        counts = _neighbour_sum(known[None].to(image.dtype))[0]
+        grow = ~known & (counts > 0)
+        if not grow.any():
+            break
+        sums = _neighbour_sum(colour * known.to(image.dtype))
+        colour = torch.where(grow, sums / counts.clamp_min(1), colour)
+        known = known | grow
+    return push_pull(colour, known).permute(1, 2, 0)

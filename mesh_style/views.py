@@ -40,6 +40,15 @@ class Views:
         rotation, translation = look_at_view_transform(dist=self.dist, elev=self.elev, azim=self.azim)
         return FoVPerspectiveCameras(R=rotation, T=translation, fov=self.fov, znear=0.01, device=device)
 
+    def world_cameras(self, centre: tuple[float, float, float], radius: float) -> list[dict[str, object]]:
+        """The cameras in the mesh file's own coordinates (``world = centre + radius × normalised``),
+        for other renderers: position, look-at target, up vector and vertical field of view."""
+        positions = self.cameras().get_camera_center() * radius + torch.tensor(centre)
+        return [
+            {"position": p.tolist(), "target": list(centre), "up": [0.0, 1.0, 0.0], "fov_degrees": self.fov}
+            for p in positions
+        ]
+
     def cat(self, other: "Views") -> "Views":
         return Views(torch.cat([self.elev, other.elev]), torch.cat([self.azim, other.azim]), self.dist, self.fov)
 

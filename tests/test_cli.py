@@ -6,9 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import trimesh
 
-from conftest import ROOT, TINY, shared_file, textured_vase
+from conftest import ROOT, TINY
 
 
 def mesh_style(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -46,7 +45,6 @@ def _no_result(run_dir: Path) -> None:
         ("{mesh}", "{text_png}", ["cannot read style image"]),
         ("{fbx}", "{style}", ["unsupported mesh format"]),
         ("{points}", "{style}", ["no triangle faces"]),
-        ("{no_uv}", "{style}", ["no UV coordinates", "not implemented yet"]),
     ],
 )
 def test_bad_inputs(tmp_path, inputs, mesh_arg, style_arg, fragments):
@@ -56,12 +54,10 @@ def test_bad_inputs(tmp_path, inputs, mesh_arg, style_arg, fragments):
         "text_png": tmp_path / "notes.png",
         "fbx": tmp_path / "chair.fbx",
         "points": tmp_path / "points.obj",
-        "no_uv": tmp_path / "no_uv.glb",
     }
     files["text_png"].write_text("this is not an image")
     files["fbx"].write_bytes(b"Kaydara FBX Binary  \x00")
     files["points"].write_text("v 0 0 0\nv 1 0 0\n")
-    files["no_uv"].write_bytes(trimesh.creation.icosphere(subdivisions=1).export(file_type="glb"))
     before = {name: path.read_bytes() for name, path in files.items()}
     result = mesh_style(
         f"mesh.path={mesh_arg.format(**files)}", f"style.path={style_arg.format(**files)}", *TINY,

@@ -13,7 +13,10 @@ from mesh_style.run import render_cache, resize_texture, run
 from mesh_style.shader import shade
 from mesh_style.views import sample_views
 
-EXPECTED = {"vase_stylized.glb", "vase_stylized.obj", "vase_stylized.mtl", "vase_stylized.png", "preview.png", "metrics.json"}
+EXPECTED = {
+    "vase_stylized.glb", "vase_stylized.obj", "vase_stylized.mtl", "vase_stylized.png", "preview.png", "metrics.json",
+    "held_out_views.json", "held_out_0.png", "held_out_1.png",
+}
 
 
 def test_end_to_end_on_a_mesh_made_in_code(tmp_path, make_cfg, vase_glb, style_png):

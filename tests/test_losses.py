@@ -21,6 +21,16 @@ def test_masked_gram_uses_only_masked_positions():
     assert torch.allclose(gram_matrix(features, mask), torch.tensor([[[4.0, 8.0], [8.0, 16.0]]]))
 
 
+def test_masked_gram_gradient_matches_finite_differences():
+    features = torch.rand(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
+    mask = (torch.rand(2, 1, 4, 5, dtype=torch.float64) > 0.4) * torch.rand(2, 1, 4, 5, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda f: gram_matrix(f, mask), (features,))
+    # Same values as the plain formula.
+    flat, weights = features.reshape(2, 3, -1), mask.reshape(2, 1, -1)
+    expected = (flat * weights) @ flat.transpose(1, 2) / weights.sum(-1, keepdim=True)
+    assert torch.allclose(gram_matrix(features, mask), expected)
+
+
 def test_relative_error_by_hand():
     value = torch.tensor([[1.0, 2.0], [0.0, 0.0]])
     target = torch.tensor([[1.0, 0.0], [3.0, 4.0]])

@@ -90,11 +90,6 @@ def test_broken_inputs_give_one_clear_error(tmp_path, make_cfg, make_file, messa
     assert "\n" not in str(error.value)
 
 
-def test_mesh_without_uvs_is_refused_until_unwrapping(make_cfg):
-    with pytest.raises(MeshStyleError, match="no UV coordinates"):
-        load_mesh(make_cfg(f"mesh.path={shared_file('meshes/monkey.glb')}").mesh)
-
-
 def test_input_file_is_not_modified(make_cfg):
     path = shared_file("meshes/Duck.glb")
     before = path.read_bytes()

@@ -1,0 +1,22 @@
+"""The benchmark script runs end to end (tiny sizes); its figures are checked by reading them,
+not by timed tests."""
+
+import json
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def test_benchmark_quick_writes_every_figure(tmp_path):
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "benchmark.py"), "--quick", "--out", str(out), "--pytorch3d-max-faces", "1500"],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(out.read_text())
+    assert [row["pytorch3d_extrapolated"] for row in figures["cache"]] == [False, True]
+    assert all(row["ours_s"] > 0 and row["speedup"] > 0 for row in figures["cache"] + figures["naive"])
+    assert figures["step"]["ratio"] > 0 and figures["run"]["peak_rss_gb"] > 0
+    assert "| cache build / view" in result.stdout  # the markdown table
