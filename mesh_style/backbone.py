@@ -68,6 +68,16 @@ def parse_layer(name: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+def feature_size(layer: str, image_size: int) -> int:
+    """Side of the ``layer`` feature map for a square input: each block after the first halves it."""
+    if layer == RGB:
+        return image_size
+    block, _ = parse_layer(layer)
+    for _ in range(block - 1):
+        image_size //= 2  # MaxPool2d(2, 2) floors
+    return image_size
+
+
 class VGGFeatures(nn.Module):
     """A frozen VGG trunk returning the activations of named ReLU layers.
 

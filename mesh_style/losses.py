@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mesh_style.backbone import feature_size
+
 
 class _MaskedGram(torch.autograd.Function):
     """``G = sum_p w_p x_p x_p^T / sum_p w_p`` over the positions with ``w_p > 0``.
@@ -79,22 +81,26 @@ class StyleLoss(nn.Module):
     Args:
         target_grams: ``{layer: (C, C)}`` Gram matrices of the style image.
         layer_weights: ``{layer: weight}``; the loss is the weighted mean over layers.
+        masks: ``(V, H, W)`` bool mesh masks of every view; pooled once to each layer's resolution.
     """
 
-    def __init__(self, target_grams: Mapping[str, torch.Tensor], layer_weights: Mapping[str, float]) -> None:
+    def __init__(
+        self, target_grams: Mapping[str, torch.Tensor], layer_weights: Mapping[str, float], masks: torch.Tensor
+    ) -> None:
         super().__init__()
         self.layers = list(target_grams)
         total = sum(layer_weights[layer] for layer in self.layers)
         self.weights = {layer: layer_weights[layer] / total for layer in self.layers}
         for layer, gram in target_grams.items():
             self.register_buffer(f"target_{layer}", gram.detach().clone())
+            size = feature_size(layer, masks.shape[-1])
+            self.register_buffer(f"mask_{layer}", feature_mask(masks, (size, size)))
 
-    def forward(self, features: Mapping[str, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
-        """``features {layer: (N, C, h, w)}``, ``mask (N, H, W)`` → ``(N,)`` loss per view."""
+    def forward(self, features: Mapping[str, torch.Tensor], view_ids: torch.Tensor) -> torch.Tensor:
+        """``features {layer: (N, C, h, w)}`` of views ``view_ids (N,)`` → ``(N,)`` loss per view."""
         loss = 0.0
         for layer in self.layers:
-            f = features[layer]
-            gram = gram_matrix(f, feature_mask(mask, f.shape[-2:]))
+            gram = gram_matrix(features[layer], getattr(self, f"mask_{layer}")[view_ids])
             target = getattr(self, f"target_{layer}").expand_as(gram)
             loss = loss + self.weights[layer] * relative_error(gram, target)
         return loss

@@ -113,6 +113,13 @@ def _plain_colour(geometry: trimesh.Trimesh, cfg: DictConfig) -> np.ndarray:
     return np.asarray(list(cfg.blank_color), np.float32)
 
 
+def _degenerate(uv: np.ndarray, faces: np.ndarray) -> bool:
+    """UVs that cannot carry a texture: most faces have zero area in UV space (e.g. all zeros)."""
+    a, b, c = (uv[faces[:, i]] for i in range(3))
+    area = np.abs((b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0])
+    return bool(np.mean(area < 1e-12) > 0.5)
+
+
 def unwrap(geometry: trimesh.Trimesh, name: str, cfg: DictConfig) -> trimesh.Trimesh:
     """A copy of ``geometry`` with UVs from xatlas and a blank texture of its plain colour.
 
@@ -161,6 +168,13 @@ def load_scene(path: Path) -> trimesh.Scene:
 
 def load_mesh(cfg: DictConfig) -> Mesh:
     """Load ``cfg.path`` (the ``mesh`` config group) into a :class:`Mesh`."""
+    if cfg.unwrap.padding < 0 or not 16 <= cfg.unwrap.resolution <= 8192:
+        raise MeshStyleError(
+            f"mesh.unwrap.padding={cfg.unwrap.padding} must be >= 0 and mesh.unwrap.resolution="
+            f"{cfg.unwrap.resolution} between 16 and 8192"
+        )
+    if not 16 <= cfg.blank_texture_size <= 8192:
+        raise MeshStyleError(f"mesh.blank_texture_size={cfg.blank_texture_size} must be between 16 and 8192")
     path = Path(cfg.path)
     scene = load_scene(path)
 
@@ -174,7 +188,7 @@ def load_mesh(cfg: DictConfig) -> Mesh:
         if not isinstance(geometry, trimesh.Trimesh) or len(geometry.faces) == 0:
             continue
         uv = getattr(geometry.visual, "uv", None)
-        if uv is None or len(uv) != len(geometry.vertices):
+        if uv is None or len(uv) != len(geometry.vertices) or _degenerate(uv, geometry.faces):
             # The scene in memory gets the unwrapped geometry, so that the export carries its UVs.
             geometry = scene.geometry[geometry_name] = unwrap(geometry, geometry_name, cfg)
             uv = geometry.visual.uv

@@ -39,7 +39,7 @@ class Objective(nn.Module):
         """Per-view losses ``{"style": (N,), "content": (N,)}`` of views ``view_ids`` of ``cache``."""
         views = cache.select(view_ids)
         features = self.extractor(shade(texels, views, self.background))
-        return {"style": self.style(features, views.mask), "content": self.content(features, view_ids)}
+        return {"style": self.style(features, view_ids), "content": self.content(features, view_ids)}
 
 
 def style_targets(extractor: VGGFeatures, style_image: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:
@@ -68,11 +68,12 @@ def build_objective(
     cfg: DictConfig,
     background: torch.Tensor,
 ) -> Objective:
-    """Targets computed once: the painting's Grams and the original texture's content features.
+    """Targets computed once for every view of ``cache``: the painting's Grams, the mesh masks at
+    each layer's resolution and the original texture's content features.
 
     ``cfg`` is the ``loss`` config group.
     """
-    style = StyleLoss(style_targets(extractor, style_image, list(cfg.style_layers)), dict(cfg.style_layers))
+    style = StyleLoss(style_targets(extractor, style_image, list(cfg.style_layers)), dict(cfg.style_layers), cache.mask)
     content = ContentLoss(
         cfg.content_layer,
         content_targets(extractor, texels, cache, background, cfg.content_layer, chunk=cfg.eval_chunk),

@@ -22,7 +22,7 @@ from mesh_style.optimize import Objective, build_objective, optimize
 from mesh_style.rasterizer import rasterize
 from mesh_style.shader import ViewCache, build_view_cache, shade
 from mesh_style.style import load_style
-from mesh_style.textures import fill_unseen, seen_texels
+from mesh_style.textures import fill_unseen_texels, seen_texels
 from mesh_style.views import Views, sample_views
 
 log = logging.getLogger(__name__)
@@ -135,11 +135,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         )
         # Texels no bank view sees never received a gradient: fill them from their surroundings.
         seen = seen_texels(train_cache.index, train_cache.weight, mesh.layout.num_texels)
-        filled = [
-            fill_unseen(image, mask[..., 0], cfg.export.gutter)
-            for image, mask in zip(mesh.layout.unflatten(texels), mesh.layout.unflatten(seen[:, None]))
-        ]
-        texels = quantize(mesh.layout.flatten(filled))
+        texels = quantize(fill_unseen_texels(texels, seen, mesh.layout, cfg.export.gutter))
 
     with timer("evaluate"):
         eval_ids = torch.arange(len(bank), len(cache), device=device)

@@ -39,9 +39,6 @@ class ViewCache:
     def select(self, ids: torch.Tensor | slice) -> "ViewCache":
         return ViewCache(self.index[ids], self.weight[ids], self.shading[ids], self.mask[ids])
 
-    def to(self, device: torch.device | str) -> "ViewCache":
-        return ViewCache(*(t.to(device) for t in (self.index, self.weight, self.shading, self.mask)))
-
 
 def interpolate(fragments: Fragments, faces: torch.Tensor, attribute: torch.Tensor) -> torch.Tensor:
     """Per-vertex ``(V, D)`` attribute at every covered pixel: ``(P, D)`` for the P mask pixels."""

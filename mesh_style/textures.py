@@ -179,3 +179,9 @@ def fill_unseen(image: torch.Tensor, seen: torch.Tensor, gutter: int) -> torch.T
         colour = torch.where(grow, sums / counts.clamp_min(1), colour)
         known = known | grow
     return push_pull(colour, known).permute(1, 2, 0)
+
+
+def fill_unseen_texels(texels: torch.Tensor, seen: torch.Tensor, layout: TextureLayout, gutter: int) -> torch.Tensor:
+    """:func:`fill_unseen` on every material of a flat ``(T, 3)`` texel array; ``seen`` is ``(T,)``."""
+    images, masks = layout.unflatten(texels), layout.unflatten(seen[:, None])
+    return layout.flatten([fill_unseen(image, mask[..., 0], gutter) for image, mask in zip(images, masks)])

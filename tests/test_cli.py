@@ -81,6 +81,8 @@ def test_bad_inputs(tmp_path, inputs, mesh_arg, style_arg, fragments):
         ("backbone.name=resnet", ["backbone.name='resnet'"]),
         ("loss.content_layer=relu9_1", ["relu9_1"]),
         ("export.formats=[fbx]", ["export.formats"]),
+        ("mesh.unwrap.padding=-2", ["mesh.unwrap.padding"]),
+        ("optim.texture_size=3", ["optim.texture_size"]),
     ],
 )
 def test_bad_config_values(tmp_path, inputs, override, fragments):

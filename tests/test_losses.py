@@ -49,15 +49,17 @@ def test_content_loss_by_hand():
 
 def test_style_loss_by_hand_and_targets_are_buffers():
     target = torch.tensor([[2.0, 0.0], [0.0, 2.0]])
-    loss = StyleLoss({"relu1_1": target, "relu2_1": target}, {"relu1_1": 3.0, "relu2_1": 1.0})
-    assert {name for name, _ in loss.named_buffers()} == {"target_relu1_1", "target_relu2_1"}
-    # relu1_1 matches exactly; relu2_1 has gram [[1, 0], [0, 0]]: error (1 + 4) / 8 = 0.625, weight 1/4.
-    features = {
-        "relu1_1": torch.tensor([[2.0, 0.0], [0.0, 2.0]]).view(1, 2, 1, 2),
-        "relu2_1": torch.tensor([[1.0], [0.0]]).view(1, 2, 1, 1),
-    }
-    mask = torch.ones(1, 4, 4, dtype=torch.bool)
-    assert torch.allclose(loss(features, mask), torch.tensor([0.625 / 4]))
+    # Two views of 2×2 pixels; view 1 sees the mesh only in its left column.
+    masks = torch.tensor([[[1, 1], [1, 1]], [[1, 0], [1, 0]]], dtype=torch.bool)
+    loss = StyleLoss({"relu1_1": target, "relu2_1": target}, {"relu1_1": 3.0, "relu2_1": 1.0}, masks)
+    assert {name for name, _ in loss.named_buffers()} == {"target_relu1_1", "target_relu2_1", "mask_relu1_1", "mask_relu2_1"}
+    assert loss.mask_relu2_1.shape == (2, 1, 1, 1) and loss.mask_relu2_1[1].item() == 0.5
+    # View 0. relu1_1 (2×2): positions (2,0),(2,0) on top, (0,2),(0,2) below → gram [[2,0],[0,2]], exact.
+    # relu2_1 (1×1): gram [[1,0],[0,0]] → error (1 + 4) / 8 = 0.625, weight 1/4.
+    relu1 = torch.tensor([[2.0, 0.0], [2.0, 0.0], [0.0, 2.0], [0.0, 2.0]]).T.reshape(1, 2, 2, 2)
+    features = {"relu1_1": relu1.expand(2, -1, -1, -1), "relu2_1": torch.tensor([1.0, 0.0]).view(1, 2, 1, 1).expand(2, -1, -1, -1)}
+    # View 1 sees only the left column of relu1_1: (2,0) and (0,2) → gram [[2,0],[0,2]] as well.
+    assert torch.allclose(loss(features, torch.tensor([0, 1])), torch.tensor([0.625 / 4, 0.625 / 4]))
 
 
 def test_feature_mask_is_coverage_fraction():

@@ -56,6 +56,26 @@ def test_uvs_without_texture_start_from_uniform_texture(tmp_path, make_cfg, mate
     assert torch.allclose(mesh.textures[0], torch.tensor(expected).expand(16, 16, 3), atol=1e-6)
 
 
+def test_ply_with_uvs_keeps_them(tmp_path, make_cfg):
+    vase = textured_vase()
+    path = tmp_path / "vase.ply"
+    path.write_bytes(vase.export(file_type="ply"))
+    mesh = load_mesh(make_cfg(f"mesh.path={path}", "mesh.blank_texture_size=32").mesh)
+    assert torch.allclose(mesh.verts_uvs, torch.tensor(vase.visual.uv, dtype=torch.float32))
+    assert mesh.textures[0].shape == (32, 32, 3)  # UVs but no texture: a blank one
+
+
+def test_degenerate_uvs_are_replaced_by_an_unwrap(tmp_path, make_cfg):
+    vase = textured_vase()
+    vase.visual = trimesh.visual.TextureVisuals(uv=np.zeros((len(vase.vertices), 2)))
+    path = tmp_path / "flat_uvs.glb"
+    path.write_bytes(trimesh.Scene({"vase": vase}).export(file_type="glb"))
+    mesh = load_mesh(make_cfg(f"mesh.path={path}", "mesh.unwrap.resolution=64").mesh)
+    a, b, c = (mesh.verts_uvs[mesh.faces[:, i]] for i in range(3))
+    area = ((b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0]).abs()
+    assert (area > 0).float().mean() > 0.99 and mesh.textures[0].shape == (64, 64, 3)
+
+
 def test_base_colour_factor_is_baked_into_the_texture(tmp_path, make_cfg):
     vase = textured_vase()
     vase.visual.material.baseColorFactor = [255, 128, 0, 255]
