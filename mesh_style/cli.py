@@ -6,7 +6,6 @@ bad config value, unknown config key) print one line and exit with status 2, no 
 
 from __future__ import annotations
 
-import logging
 import re
 import sys
 from pathlib import Path
@@ -21,7 +20,6 @@ from mesh_style.errors import MeshStyleError
 CONFIG_MODULE = "mesh_style.configs"
 EXIT_USER_ERROR = 2
 
-log = logging.getLogger("mesh_style")
 
 
 def fail(message: str) -> None:

@@ -15,7 +15,6 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-import numpy as np
 import torch
 import trimesh
 from omegaconf import DictConfig
@@ -24,6 +23,7 @@ from trimesh.exchange.obj import export_obj
 from trimesh.visual.material import PBRMaterial
 
 from mesh_style.errors import MeshStyleError
+from mesh_style.images import tensor_to_pil
 from mesh_style.mesh import Mesh
 
 _WHITE = [255, 255, 255, 255]
@@ -44,13 +44,14 @@ def stylized_scene(mesh: Mesh, images: list[Image.Image], names: list[str]) -> t
     """
     scene = mesh.source.copy()
     for slot, image, name in zip(mesh.slots, images, names):
+        # One material per slot, shared by its geometries as in the source.
+        source = scene.geometry[slot.geometries[0]].visual.material
+        material = copy.copy(source) if isinstance(source, PBRMaterial) else PBRMaterial()
+        material.name = name
+        material.baseColorTexture = image
+        material.baseColorFactor = _WHITE
         for geometry_name in slot.geometries:
             geometry = scene.geometry[geometry_name]
-            source = geometry.visual.material
-            material = copy.copy(source) if isinstance(source, PBRMaterial) else PBRMaterial()
-            material.name = name
-            material.baseColorTexture = image
-            material.baseColorFactor = _WHITE
             geometry.visual = trimesh.visual.TextureVisuals(uv=geometry.visual.uv, material=material)
     return scene
 
@@ -100,11 +101,8 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 def write_reference_views(images: torch.Tensor, cameras: list[dict[str, Any]], folder: Path) -> list[str]:
     """``held_out_views.json`` (cameras in the file's coordinates) and ``held_out_<i>.png``: unlit
     RGBA renders of the held-out views, alpha = mesh mask (see ``scripts/blender_check.py``)."""
-    names = []
-    for i, image in enumerate(images):
-        name = f"held_out_{i}.png"
-        array = (image.permute(1, 2, 0).clamp(0, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
-        Image.fromarray(array, mode="RGBA").save(folder / name)
-        names.append(name)
+    names = [f"held_out_{i}.png" for i in range(len(images))]
+    for image, name in zip(images, names):
+        tensor_to_pil(image.permute(1, 2, 0)).save(folder / name)
     write_json(folder / "held_out_views.json", {"views": [{**c, "image": n} for c, n in zip(cameras, names)]})
     return names + ["held_out_views.json"]

@@ -27,9 +27,9 @@ def pil_to_tensor(image: Image.Image) -> torch.Tensor:
 
 
 def tensor_to_pil(image: torch.Tensor) -> Image.Image:
-    """``(H, W, 3)`` float in [0, 1] → 8-bit RGB PIL image (rounded, not truncated)."""
+    """``(H, W, 3)`` or ``(H, W, 4)`` float in [0, 1] → 8-bit RGB(A) PIL image (rounded, not truncated)."""
     array = (image.detach().clamp(0, 1).cpu().numpy() * 255.0 + 0.5).astype(np.uint8)
-    return Image.fromarray(array, mode="RGB")
+    return Image.fromarray(array, mode="RGBA" if image.shape[-1] == 4 else "RGB")
 
 
 def read_image(path: Path, what: str, config_key: str) -> Image.Image:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 
 import torch
 from omegaconf import DictConfig
@@ -15,7 +14,6 @@ from mesh_style.losses import ContentLoss, StyleLoss, gram_matrix, total_variati
 from mesh_style.shader import ViewCache, shade
 from mesh_style.textures import TexturePyramid
 
-log = logging.getLogger(__name__)
 
 
 class Objective(nn.Module):

@@ -1,7 +1,6 @@
 """Real-world models: scenes with several meshes and materials, meshes without UVs, unseen texels."""
 
 import numpy as np
-import pytest
 import torch
 import trimesh
 
