@@ -121,10 +121,12 @@ def _degenerate(uv: np.ndarray, faces: np.ndarray) -> bool:
 
 
 def unwrap(geometry: trimesh.Trimesh, name: str, cfg: DictConfig) -> trimesh.Trimesh:
-    """A copy of ``geometry`` with UVs from xatlas and a blank texture of its plain colour.
+    """A copy of ``geometry`` with UVs from xatlas and a material whose base colour is its plain colour.
 
-    ``cfg`` is the ``mesh`` group: ``unwrap.padding`` (texels between charts), ``unwrap.resolution``
-    (atlas and texture size). Vertices are split along the new seams; positions and normals are kept.
+    The material carries no image, so the mesh starts from a blank texture like any untextured
+    material. ``cfg`` is the ``mesh`` group: ``unwrap.padding`` (texels between charts) and
+    ``unwrap.resolution`` (the atlas size the padding refers to). Vertices are split along the
+    new seams; positions and normals are kept.
     """
     atlas = xatlas.Atlas()
     normals = np.asarray(geometry.vertex_normals, np.float32)
@@ -134,12 +136,11 @@ def unwrap(geometry: trimesh.Trimesh, name: str, cfg: DictConfig) -> trimesh.Tri
     pack.resolution = int(cfg.unwrap.resolution)
     atlas.generate(pack_options=pack)
     vmapping, faces, uvs = atlas[0]
-    size = int(cfg.unwrap.resolution)
     colour = (np.clip(_plain_colour(geometry, cfg), 0, 1) * 255 + 0.5).astype(np.uint8)
     source = getattr(geometry.visual, "material", None)
     material = copy.copy(source) if isinstance(source, trimesh.visual.material.PBRMaterial) else trimesh.visual.material.PBRMaterial(name=f"{name}_material")
-    material.baseColorTexture = Image.new("RGB", (size, size), tuple(int(c) for c in colour))
-    material.baseColorFactor = [255, 255, 255, 255]
+    material.baseColorTexture = None
+    material.baseColorFactor = [*colour.tolist(), 255]
     log.info("unwrapped %s with xatlas: %d charts", name, atlas.chart_count)
     return trimesh.Trimesh(
         vertices=geometry.vertices[vmapping],

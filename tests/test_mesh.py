@@ -70,7 +70,7 @@ def test_degenerate_uvs_are_replaced_by_an_unwrap(tmp_path, make_cfg):
     vase.visual = trimesh.visual.TextureVisuals(uv=np.zeros((len(vase.vertices), 2)))
     path = tmp_path / "flat_uvs.glb"
     path.write_bytes(trimesh.Scene({"vase": vase}).export(file_type="glb"))
-    mesh = load_mesh(make_cfg(f"mesh.path={path}", "mesh.unwrap.resolution=64").mesh)
+    mesh = load_mesh(make_cfg(f"mesh.path={path}", "mesh.blank_texture_size=64").mesh)
     a, b, c = (mesh.verts_uvs[mesh.faces[:, i]] for i in range(3))
     area = ((b - a)[:, 0] * (c - a)[:, 1] - (b - a)[:, 1] * (c - a)[:, 0]).abs()
     assert (area > 0).float().mean() > 0.99 and mesh.textures[0].shape == (64, 64, 3)

@@ -66,7 +66,7 @@ def test_scene_with_two_meshes_transform_and_untextured_part(tmp_path, make_cfg,
 
 def test_mesh_without_uvs_is_unwrapped_and_stylised(tmp_path, make_cfg, style_png):
     path = shared_file("meshes/monkey.glb")
-    mesh = load_mesh(make_cfg(f"mesh.path={path}", "mesh.unwrap.resolution=128").mesh)
+    mesh = load_mesh(make_cfg(f"mesh.path={path}", "mesh.blank_texture_size=128").mesh)
     assert mesh.verts_uvs.min() >= 0 and mesh.verts_uvs.max() <= 1 and mesh.textures[0].shape == (128, 128, 3)
     out = tmp_path / "run"
     run(make_cfg(f"mesh.path={path}", f"style.path={style_png}", *TINY), out)
