@@ -18,7 +18,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -132,14 +132,29 @@ class VGGFeatures(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
-    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``(N, 3, H, W)`` RGB in [0, 1] → ``{layer: (N, C, H', W')}`` (``rgb``: the input)."""
-        features: dict[str, torch.Tensor] = {RGB: images} if RGB in self.layers else {}
-        x = images[:, self.perm] * self.scale - self.shift
+    def forward(
+        self, images: torch.Tensor, taps: Mapping[str, Callable[[torch.Tensor], torch.Tensor]] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """``(N, 3, H, W)`` RGB in [0, 1] → ``{layer: (N, C, H', W')}`` (``rgb``: the input).
+
+        ``taps``: per layer, a function the activation passes through on its way down the trunk
+        (it must return the same values); what it returns is what the deeper layers see.
+        """
+        taps = taps or {}
+        features: dict[str, torch.Tensor] = {}
+
+        def output(name: str, x: torch.Tensor) -> torch.Tensor:
+            if name in taps:
+                x = taps[name](x)
+            features[name] = x
+            return x
+
+        x = output(RGB, images) if RGB in self.layers else images
+        x = x[:, self.perm] * self.scale - self.shift
         for i, module in enumerate(self.trunk):
             x = module(x)
             if i in self._outputs:
-                features[self._outputs[i]] = x
+                x = output(self._outputs[i], x)
         return features
 
     def train(self, mode: bool = True) -> "VGGFeatures":

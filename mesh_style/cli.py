@@ -21,7 +21,6 @@ CONFIG_MODULE = "mesh_style.configs"
 EXIT_USER_ERROR = 2
 
 
-
 def fail(message: str) -> None:
     print(f"mesh-style: error: {message}", file=sys.stderr)
     sys.exit(EXIT_USER_ERROR)
@@ -29,8 +28,10 @@ def fail(message: str) -> None:
 
 @hydra.main(version_base="1.3", config_path=f"pkg://{CONFIG_MODULE}", config_name="config")
 def hydra_main(cfg: DictConfig) -> None:
+    from mesh_style.allocator import reuse_freed_memory
     from mesh_style.run import run  # heavy imports (torch, PyTorch3D) only once arguments are valid
 
+    reuse_freed_memory()
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         run(cfg, out_dir)

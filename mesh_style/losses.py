@@ -18,33 +18,59 @@ from torch import nn
 from mesh_style.backbone import feature_size
 
 
-class _MaskedGram(torch.autograd.Function):
-    """``G = sum_p w_p x_p x_p^T / sum_p w_p`` over the positions with ``w_p > 0``.
+class _GramTap(torch.autograd.Function):
+    """Identity on ``x (N, C, H, W)`` that also returns ``G = sum_p w_p x_p x_p^T / sum_p w_p``
+    over the positions with ``w_p > 0`` (``weights (N, H·W)``), ``(N, C, C)``.
 
-    Written by hand because it is the costliest part of a step after VGG itself: background
-    positions (about half of a render) are skipped, and the backward pass is one matrix product,
-    ``dx = (dG + dG^T) (w x) / sum w``, where autograd would do two and add them.
+    The costliest part of a step after VGG itself, hence written by hand. Background positions
+    (about half of a render) are skipped. Placed inside the VGG trunk (see :class:`GramTap`), its
+    backward receives the gradient flowing down the trunk and adds the Gram's share into it in place,
+    at the mesh positions only: ``dx[keep] += (dG + dG^T) (w x)[keep] / sum w``. Computed on the
+    trunk's output instead, autograd would fill a dense gradient for the Gram and then add the two.
+    The identity output must therefore feed only ops with their own gradient buffers (convolutions,
+    pooling, indexing, losses), not an addition that shares its gradient with another input.
     """
 
     @staticmethod
-    def forward(ctx, flat: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:  # (N, C, P), (N, P)
+    def forward(ctx, x: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        flat = x.reshape(*x.shape[:2], -1)
         grams, saved = [], []
-        for x, w in zip(flat, weights):  # a loop over the few views of a batch, not over pixels
+        for features, w in zip(flat, weights):  # a loop over the few views of a batch, not over pixels
             keep = (w > 0).nonzero().squeeze(1)
-            x = x.index_select(1, keep)
+            kept = features.index_select(1, keep)
             w = w.index_select(0, keep)
-            weighted = x * (w / w.sum().clamp_min(1e-8))
-            grams.append(weighted @ x.T)
+            weighted = kept * (w / w.sum().clamp_min(1e-8))
+            grams.append(weighted @ kept.T)
             saved.append((keep, weighted))
-        ctx.saved, ctx.shape = saved, flat.shape
-        return torch.stack(grams)
+        ctx.saved = saved
+        return x.view_as(x), torch.stack(grams)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        grad_flat = grad.new_zeros(ctx.shape)
+    def backward(ctx, grad_x: torch.Tensor, grad_gram: torch.Tensor) -> tuple[torch.Tensor, None]:
+        grad = grad_x.contiguous()  # the trunk's gradient, ours to add into
+        flat = grad.view(*grad.shape[:2], -1)
         for n, (keep, weighted) in enumerate(ctx.saved):
-            grad_flat[n].index_copy_(1, keep, (grad[n] + grad[n].T) @ weighted)
-        return grad_flat, None
+            flat[n].index_add_(1, keep, (grad_gram[n] + grad_gram[n].T) @ weighted)
+        return grad, None
+
+
+class GramTap:
+    """Passes an activation through unchanged and keeps its masked Gram matrices in ``gram``.
+
+    Given to :class:`~mesh_style.backbone.VGGFeatures` as a tap, so that the Gram's gradient joins
+    the trunk's in place (see :class:`_GramTap`).
+
+    Args:
+        mask: ``(N, 1, h, w)`` weights in [0, 1] of the positions, at the activation's size.
+    """
+
+    def __init__(self, mask: torch.Tensor) -> None:
+        self.mask = mask
+        self.gram: torch.Tensor | None = None  # (N, C, C), set by a call
+
+    def __call__(self, features: torch.Tensor) -> torch.Tensor:
+        features, self.gram = _GramTap.apply(features, self.mask.reshape(len(self.mask), -1).to(features.dtype))
+        return features
 
 
 def gram_matrix(features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -57,11 +83,12 @@ def gram_matrix(features: torch.Tensor, mask: torch.Tensor | None = None) -> tor
     Returns:
         ``(N, C, C)``: ``sum_p m_p f_p f_p^T / sum_p m_p``.
     """
-    n, c = features.shape[:2]
-    flat = features.reshape(n, c, -1)
     if mask is None:
+        flat = features.reshape(*features.shape[:2], -1)
         return flat @ flat.transpose(1, 2) / flat.shape[-1]
-    return _MaskedGram.apply(flat, mask.reshape(n, -1).to(flat.dtype))
+    tap = GramTap(mask)
+    tap(features)
+    return tap.gram
 
 
 def relative_error(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -96,13 +123,16 @@ class StyleLoss(nn.Module):
             size = feature_size(layer, masks.shape[-1])
             self.register_buffer(f"mask_{layer}", feature_mask(masks, (size, size)))
 
-    def forward(self, features: Mapping[str, torch.Tensor], view_ids: torch.Tensor) -> torch.Tensor:
-        """``features {layer: (N, C, h, w)}`` of views ``view_ids (N,)`` → ``(N,)`` loss per view."""
+    def taps(self, view_ids: torch.Tensor) -> dict[str, GramTap]:
+        """A :class:`GramTap` per style layer, masked for views ``view_ids (N,)``."""
+        return {layer: GramTap(getattr(self, f"mask_{layer}")[view_ids]) for layer in self.layers}
+
+    def forward(self, grams: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """``{layer: (N, C, C)}`` masked Gram matrices of N views → ``(N,)`` loss per view."""
         loss = 0.0
         for layer in self.layers:
-            gram = gram_matrix(features[layer], getattr(self, f"mask_{layer}")[view_ids])
-            target = getattr(self, f"target_{layer}").expand_as(gram)
-            loss = loss + self.weights[layer] * relative_error(gram, target)
+            target = getattr(self, f"target_{layer}").expand_as(grams[layer])
+            loss = loss + self.weights[layer] * relative_error(grams[layer], target)
         return loss
 
 

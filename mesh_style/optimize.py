@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import torch
 from omegaconf import DictConfig
 from torch import nn
@@ -13,7 +12,6 @@ from mesh_style.errors import MeshStyleError
 from mesh_style.losses import ContentLoss, StyleLoss, gram_matrix, total_variation
 from mesh_style.shader import ViewCache, shade
 from mesh_style.textures import TexturePyramid
-
 
 
 class Objective(nn.Module):
@@ -35,9 +33,10 @@ class Objective(nn.Module):
 
     def forward(self, texels: torch.Tensor, cache: ViewCache, view_ids: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-view losses ``{"style": (N,), "content": (N,)}`` of views ``view_ids`` of ``cache``."""
-        views = cache.select(view_ids)
-        features = self.extractor(shade(texels, views, self.background))
-        return {"style": self.style(features, view_ids), "content": self.content(features, view_ids)}
+        taps = self.style.taps(view_ids)  # Gram matrices taken inside the trunk, see GramTap
+        features = self.extractor(shade(texels, cache.select(view_ids), self.background), taps)
+        grams = {layer: tap.gram for layer, tap in taps.items()}
+        return {"style": self.style(grams), "content": self.content(features, view_ids)}
 
 
 def style_targets(extractor: VGGFeatures, style_image: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:
@@ -88,6 +87,41 @@ def check_optim_config(cfg: DictConfig) -> None:
         raise MeshStyleError(f"optim.pyramid_levels={cfg.pyramid_levels} must be >= 1 (1 = plain texels)")
 
 
+class TextureOptimizer:
+    """Adam on a :class:`~mesh_style.textures.TexturePyramid` of the textures, one step at a time.
+
+    Args:
+        images: initial ``(H_m, W_m, 3)`` textures, on the device of the objective.
+        objective: losses of rendered views.
+        loss_cfg: the ``loss`` group (weights).
+        cfg: the ``optim`` group (lr, pyramid_levels).
+    """
+
+    def __init__(self, images: list[torch.Tensor], objective: Objective, loss_cfg: DictConfig, cfg: DictConfig) -> None:
+        check_optim_config(cfg)
+        self.pyramid = TexturePyramid(images, cfg.pyramid_levels)
+        self.optimizer = torch.optim.Adam(self.pyramid.parameters(), lr=cfg.lr)
+        self.objective = objective
+        self.loss_cfg = loss_cfg
+
+    def step(self, cache: ViewCache, view_ids: torch.Tensor) -> dict[str, float]:
+        """One Adam step on the views ``view_ids`` of ``cache``; returns the step's losses."""
+        texels = self.pyramid()
+        losses = self.objective(texels, cache, view_ids)
+        style, content = losses["style"].mean(), losses["content"].mean()
+        tv = total_variation(self.pyramid.layout.unflatten(texels))
+        total = self.loss_cfg.style_weight * style + self.loss_cfg.content_weight * content + self.loss_cfg.tv_weight * tv
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        return {"total": total.item(), "style": style.item(), "content": content.item(), "tv": tv.item()}
+
+    def texels(self) -> torch.Tensor:
+        """The current ``(T, 3)`` texels in [0, 1]."""
+        with torch.no_grad():
+            return self.pyramid().detach()
+
+
 def optimize(
     images: list[torch.Tensor],
     objective: Objective,
@@ -97,39 +131,19 @@ def optimize(
     views_per_step: int,
     seed: int,
 ) -> tuple[torch.Tensor, list[dict[str, float]]]:
-    """Adam on a :class:`~mesh_style.textures.TexturePyramid` of the textures.
-
-    Args:
-        images: initial ``(H_m, W_m, 3)`` textures, on the device of ``cache``.
-        objective: losses of rendered views.
-        cache: the optimisation bank (held-out views are not in it).
-        loss_cfg: the ``loss`` group (weights).
-        cfg: the ``optim`` group (steps, lr, pyramid_levels).
-        views_per_step: views rendered per step, drawn at random without replacement.
-        seed: seeds the order of views.
+    """``cfg.steps`` steps of :class:`TextureOptimizer`, each on ``views_per_step`` views of ``cache``
+    (the optimisation bank) drawn at random without replacement; ``seed`` seeds their order.
 
     Returns:
         The optimised ``(T, 3)`` texels in [0, 1] and the loss history, one dict per step.
     """
-    check_optim_config(cfg)
-    pyramid = TexturePyramid(images, cfg.pyramid_levels)
-    optimizer = torch.optim.Adam(pyramid.parameters(), lr=cfg.lr)
+    optimizer = TextureOptimizer(images, objective, loss_cfg, cfg)
     generator = torch.Generator().manual_seed(seed)
     history: list[dict[str, float]] = []
     # disable=None: a progress bar on a terminal, none in logs and pipes.
     progress = tqdm(range(cfg.steps), desc="stylising", unit="step", dynamic_ncols=True, leave=False, disable=None)
     for _ in progress:
         view_ids = torch.randperm(len(cache), generator=generator)[:views_per_step].to(cache.mask.device)
-        texels = pyramid()
-        losses = objective(texels, cache, view_ids)
-        style, content = losses["style"].mean(), losses["content"].mean()
-        tv = total_variation(pyramid.layout.unflatten(texels))
-        total = loss_cfg.style_weight * style + loss_cfg.content_weight * content + loss_cfg.tv_weight * tv
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        optimizer.step()
-        record = {"total": total.item(), "style": style.item(), "content": content.item(), "tv": tv.item()}
-        history.append(record)
-        progress.set_postfix(style=f"{record['style']:.3f}", content=f"{record['content']:.3f}")
-    with torch.no_grad():
-        return pyramid().detach(), history
+        history.append(optimizer.step(cache, view_ids))
+        progress.set_postfix(style=f"{history[-1]['style']:.3f}", content=f"{history[-1]['content']:.3f}")
+    return optimizer.texels(), history

@@ -3,7 +3,8 @@
 (a) view-cache build seconds per view (rasterise + texel taps + shading): our CPU z-buffer vs
     PyTorch3D's rasteriser, on the demo vase tessellated to ~10k, ~100k and ~1M faces
     (PyTorch3D is extrapolated linearly in faces above ``--pytorch3d-max-faces``, and says so);
-(b) optimisation step time divided by VGG forward+backward alone on the same batch;
+(b) optimisation step time divided by VGG forward+backward alone on a batch of the same size
+    (median of per-pair ratios, each step timed next to one VGG pass);
 (c) our step time against a naive loop that re-rasterises and shades with PyTorch3D's
     ``MeshRenderer`` every step (same views, size, VGG and losses);
 (d) peak resident memory and wall time of a ``preset=fast`` run of the command line.
@@ -39,7 +40,8 @@ from make_demo_assets import make_checker_texture, make_vase  # noqa: E402
 
 from mesh_style.backbone import load_backbone, parse_layer  # noqa: E402
 from mesh_style.mesh import Mesh, load_mesh  # noqa: E402
-from mesh_style.optimize import build_objective, optimize  # noqa: E402
+from mesh_style.allocator import reuse_freed_memory  # noqa: E402
+from mesh_style.optimize import TextureOptimizer, build_objective  # noqa: E402
 from mesh_style.rasterizer import rasterize_pytorch3d  # noqa: E402
 from mesh_style.run import render_cache  # noqa: E402
 from mesh_style.shader import build_view_cache  # noqa: E402
@@ -75,10 +77,15 @@ def _timed(function: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def paired_seconds(first: Callable[[], object], second: Callable[[], object], repeat: int) -> tuple[float, float]:
-    """Medians of two functions timed alternately, so that machine noise hits both alike."""
+def paired_seconds(first: Callable[[], object], second: Callable[[], object], repeat: int) -> tuple[float, float, float]:
+    """Two functions timed alternately, so that machine noise hits both alike: the median time of
+    each and the median of the per-pair ratios ``first / second``."""
     samples = [(_timed(first), _timed(second)) for _ in range(repeat)]
-    return statistics.median(a for a, _ in samples), statistics.median(b for _, b in samples)
+    return (
+        statistics.median(a for a, _ in samples),
+        statistics.median(b for _, b in samples),
+        statistics.median(a / b for a, b in samples),
+    )
 
 
 def cache_build(mesh: Mesh, size: int, views: int, backend: Callable) -> float:
@@ -121,30 +128,25 @@ def step_setup(mesh: Mesh, size: int, per_step: int):
     return cfg, bank, cache, extractor, objective
 
 
-def our_step_seconds(mesh: Mesh, size: int, per_step: int, steps: int, block: int) -> tuple[float, float]:
-    """(seconds per optimisation step, seconds of VGG forward+backward alone on the same batch).
-
-    Steps are timed as ``optimize`` calls of ``block`` steps (which also pay for setting up the
-    texture pyramid and Adam once), alternating with ``block`` VGG passes.
-    """
+def our_step_seconds(mesh: Mesh, size: int, per_step: int, pairs: int) -> tuple[float, float, float]:
+    """Seconds per optimisation step, seconds of VGG forward+backward alone on a batch of the same
+    size, and the median ratio of the two, from ``pairs`` steps each timed next to one VGG pass."""
     cfg, _, cache, extractor, objective = step_setup(mesh, size, per_step)
-    steps_cfg = config(f"optim.steps={block}").optim
+    optimizer = TextureOptimizer(mesh.textures, objective, cfg.loss, cfg.optim)
+    view_ids = torch.arange(per_step)
     images = torch.rand(per_step, 3, size, size, requires_grad=True)
-
-    def steps_block() -> None:
-        optimize(mesh.textures, objective, cache, cfg.loss, steps_cfg, per_step, 0)
-
     deepest = max((layer for layer in extractor.layers if layer != "rgb"), key=parse_layer)
 
-    def vgg_block() -> None:
+    def step() -> None:
+        optimizer.step(cache, view_ids)
+
+    def vgg() -> None:
         # The network's own passes only: forward to the deepest layer the losses use, backward to
         # the image, no loss arithmetic on the features.
-        for _ in range(block):
-            extractor(images)[deepest].sum().backward()
+        extractor(images)[deepest].sum().backward()
 
-    steps_block()  # warm-up
-    step, vgg = paired_seconds(steps_block, vgg_block, repeat=max(1, steps // block))
-    return step / block, vgg / block
+    step(), vgg()  # warm-up
+    return paired_seconds(step, vgg, pairs)
 
 
 def naive_step_seconds(mesh: Mesh, size: int, per_step: int, steps: int) -> float:
@@ -198,7 +200,8 @@ def main() -> None:
     parser.add_argument("--pytorch3d-max-faces", type=int, default=150_000, help="extrapolate PyTorch3D above this")
     args = parser.parse_args()
     quick = args.quick
-    cache_size, step_size, naive_size, steps, block = (64, 32, 32, 2, 2) if quick else (512, 256, 256, 15, 5)
+    cache_size, step_size, naive_size, pairs = (64, 32, 32, 2) if quick else (512, 256, 256, 30)
+    reuse_freed_memory()  # as the command line does
 
     machine = f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, {platform.processor() or platform.platform()}"
     results: dict = {"machine": machine}
@@ -209,13 +212,13 @@ def main() -> None:
 
         small, large = list(meshes)[0], list(meshes)[1]
         print(f"(b) step vs VGG alone at {step_size}², 4 views", flush=True)
-        step, vgg = our_step_seconds(meshes[small], step_size, 4, steps, block)
-        results["step"] = {"size": step_size, "views": 4, "step_s": step, "vgg_fwd_bwd_s": vgg, "ratio": step / vgg}
+        step, vgg, ratio = our_step_seconds(meshes[small], step_size, 4, pairs)
+        results["step"] = {"size": step_size, "views": 4, "pairs": pairs, "step_s": step, "vgg_fwd_bwd_s": vgg, "ratio": ratio}
 
         print(f"(c) ours vs naive MeshRenderer loop at {naive_size}², 4 views", flush=True)
         results["naive"] = []
         for label in (small, large):
-            ours, _ = our_step_seconds(meshes[label], naive_size, 4, steps, block)
+            ours, _, _ = our_step_seconds(meshes[label], naive_size, 4, max(2, pairs // 3))
             naive = naive_step_seconds(meshes[label], naive_size, 4, 1)
             results["naive"].append({"mesh": label, "faces": int(meshes[label].faces.shape[0]), "ours_s": ours, "naive_s": naive, "speedup": naive / ours})
 
@@ -235,7 +238,7 @@ def table(results: dict) -> str:
         note = " (extrapolated)" if row["pytorch3d_extrapolated"] else ""
         lines.append(f"| cache build / view, {row['faces']:,} faces | {row['ours_s']:.3f} s | PyTorch3D {row['pytorch3d_s']:.2f} s{note} | {row['speedup']:.0f}× faster |")
     s = results["step"]
-    lines.append(f"| step ({s['views']} views, {s['size']}²) vs VGG fwd+bwd alone | {s['step_s']:.3f} s | {s['vgg_fwd_bwd_s']:.3f} s | {s['ratio']:.2f}× |")
+    lines.append(f"| step ({s['views']} views, {s['size']}²) vs VGG fwd+bwd alone | {s['step_s']:.3f} s | {s['vgg_fwd_bwd_s']:.3f} s | {s['ratio']:.2f}× (median of {s['pairs']} pairs) |")
     for row in results["naive"]:
         lines.append(f"| step vs naive MeshRenderer loop, {row['faces']:,} faces | {row['ours_s']:.3f} s | {row['naive_s']:.2f} s | {row['speedup']:.0f}× faster |")
     r = results["run"]
