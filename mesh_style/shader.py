@@ -21,23 +21,44 @@ from mesh_style.textures import bilinear_taps, gather_bilinear
 class ViewCache:
     """What the optimisation needs from geometry and cameras, for ``N`` views of ``H × W``.
 
+    Only the ``P`` pixels on the mesh are stored, view after view (view ``n`` owns rows
+    ``start[n]:start[n + 1]``) and, within a view, in the order of the texels they read, so that a
+    render and its gradient walk the texture in order rather than at random.
+
     Attributes:
-        index: ``(N, H, W, 4)`` int32 bilinear taps into the flat texel array (0 on background).
-        weight: ``(N, H, W, 4)`` float32 tap weights (0 on background).
-        shading: ``(N, H, W)`` float32 ambient + diffuse light factor (0 on background).
         mask: ``(N, H, W)`` bool, True on the mesh.
+        pixel: ``(P,)`` int64 position ``y·W + x`` of each mesh pixel in its view.
+        index: ``(P, 4)`` int32 bilinear taps into the flat texel array.
+        weight: ``(P, 4)`` float32 tap weights, summing to 1 per row.
+        shading: ``(P,)`` float32 ambient + diffuse light factor.
+        start: ``(N + 1,)`` int64 first row of each view, and ``P``.
     """
 
+    mask: torch.Tensor
+    pixel: torch.Tensor
     index: torch.Tensor
     weight: torch.Tensor
     shading: torch.Tensor
-    mask: torch.Tensor
+    start: torch.Tensor
 
     def __len__(self) -> int:
         return self.mask.shape[0]
 
     def select(self, ids: torch.Tensor | slice) -> "ViewCache":
-        return ViewCache(self.index[ids], self.weight[ids], self.shading[ids], self.mask[ids])
+        """The views ``ids`` (a tensor of view numbers or a slice), in that order."""
+        ids = range(len(self))[ids] if isinstance(ids, slice) else ids.tolist()
+        bounds = self.start.tolist()
+        counts = torch.tensor([bounds[i + 1] - bounds[i] for i in ids], dtype=torch.long)
+        rows = torch.cat([torch.arange(bounds[i], bounds[i + 1]) for i in ids] or [torch.zeros(0, dtype=torch.long)])
+        rows = rows.to(self.pixel.device)
+        return ViewCache(
+            mask=self.mask[list(ids)],
+            pixel=self.pixel[rows],
+            index=self.index[rows],
+            weight=self.weight[rows],
+            shading=self.shading[rows],
+            start=torch.cat([counts.new_zeros(1), counts.cumsum(0)]),
+        )
 
 
 def interpolate(fragments: Fragments, faces: torch.Tensor, attribute: torch.Tensor) -> torch.Tensor:
@@ -74,12 +95,17 @@ def build_view_cache(
     to_camera = torch.nn.functional.normalize(camera_centres.to(device)[view_ids] - position, dim=-1)
     lambert = (normal * to_camera).sum(-1).abs()
 
-    index = torch.zeros(n, height, width, 4, dtype=torch.int32, device=device)
-    weight = torch.zeros(n, height, width, 4, dtype=torch.float32, device=device)
-    shading = torch.zeros(n, height, width, dtype=torch.float32, device=device)
-    index[mask], weight[mask] = taps, tap_weight
-    shading[mask] = cfg.ambient + cfg.diffuse * lambert
-    return ViewCache(index=index, weight=weight, shading=shading, mask=mask)
+    # Mesh pixels come view by view from the boolean mask; order each view's by the texel it reads first.
+    order = torch.argsort(view_ids.long() * mesh.layout.num_texels + taps[:, 0].long(), stable=True)
+    counts = mask.flatten(1).sum(1)
+    return ViewCache(
+        mask=mask,
+        pixel=mask.flatten(1).nonzero()[:, 1][order],
+        index=taps[order],
+        weight=tap_weight[order],
+        shading=(cfg.ambient + cfg.diffuse * lambert)[order],
+        start=torch.cat([counts.new_zeros(1), counts.cumsum(0)]).cpu(),
+    )
 
 
 def shade(texels: torch.Tensor, cache: ViewCache, background: torch.Tensor) -> torch.Tensor:
@@ -93,9 +119,8 @@ def shade(texels: torch.Tensor, cache: ViewCache, background: torch.Tensor) -> t
     Returns:
         ``(N, 3, H, W)`` images.
     """
-    mask = cache.mask
-    # Only mesh pixels are looked up: the background is about half of a render.
-    colour = gather_bilinear(texels, cache.index[mask], cache.weight[mask]) * cache.shading[mask].unsqueeze(-1)
-    rgb = background.to(colour).expand(*mask.shape, 3).index_put((mask,), colour)
-    return rgb.permute(0, 3, 1, 2)
-
+    n, height, width = cache.mask.shape
+    colour = gather_bilinear(texels, cache.index, cache.weight) * cache.shading.unsqueeze(-1)
+    views = torch.repeat_interleave(torch.arange(n, device=colour.device), cache.start.diff().to(colour.device))
+    rgb = background.to(colour).expand(n * height * width, 3).index_put((views * (height * width) + cache.pixel,), colour)
+    return rgb.reshape(n, height, width, 3).permute(0, 3, 1, 2)

@@ -59,11 +59,18 @@ def test_cache_mask_and_shading(tmp_path, make_cfg):
     mesh = _vase_mesh(tmp_path, make_cfg)
     bank, _ = sample_views(make_cfg("views.num=2").views, seed=0)
     cache = render_cache(mesh, bank, make_cfg("render.image_size=32", "render.ambient=0.3", "render.diffuse=0.7").render, torch.device("cpu"))
-    assert cache.index.dtype == torch.int32 and cache.index.shape == (2, 32, 32, 4)
     on = cache.mask
     assert 0.1 < on.float().mean() < 0.9
-    assert torch.allclose(cache.weight[on].sum(-1), torch.ones(int(on.sum())))
-    assert cache.shading[on].min() >= 0.3 - 1e-6 and cache.shading[on].max() <= 1.0 + 1e-6
-    assert (cache.shading[~on] == 0).all() and (cache.weight[~on] == 0).all()
+    pixels = int(on.sum())  # only mesh pixels are stored, view after view
+    assert cache.index.dtype == torch.int32 and cache.index.shape == (pixels, 4)
+    assert cache.start.tolist() == [0, int(on[0].sum()), pixels]
+    for view in range(2):  # each view's pixels are its mask's, in the order of the texels they read
+        rows = slice(cache.start[view], cache.start[view + 1])
+        assert set(cache.pixel[rows].tolist()) == set(on[view].flatten().nonzero()[:, 0].tolist())
+        assert (cache.index[rows, 0].diff() >= 0).all()
+    assert torch.allclose(cache.weight.sum(-1), torch.ones(pixels))
+    assert cache.shading.min() >= 0.3 - 1e-6 and cache.shading.max() <= 1.0 + 1e-6
     images = shade(mesh.layout.flatten(mesh.textures), cache, torch.tensor([0.2, 0.4, 0.6]))
+    # Selecting views gives the renders of those views.
+    assert torch.equal(shade(mesh.layout.flatten(mesh.textures), cache.select(torch.tensor([1])), torch.tensor([0.2, 0.4, 0.6])), images[1:])
     assert torch.allclose(images.permute(0, 2, 3, 1)[~on], torch.tensor([0.2, 0.4, 0.6]))
