@@ -33,8 +33,12 @@ class Objective(nn.Module):
 
     def forward(self, texels: torch.Tensor, cache: ViewCache, view_ids: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-view losses ``{"style": (N,), "content": (N,)}`` of views ``view_ids`` of ``cache``."""
+        return self.score(shade(texels, cache.select(view_ids), self.background), view_ids)
+
+    def score(self, images: torch.Tensor, view_ids: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-view losses of ``(N, 3, H, W)`` renders of views ``view_ids``."""
         taps = self.style.taps(view_ids)  # Gram matrices taken inside the trunk, see GramTap
-        features = self.extractor(shade(texels, cache.select(view_ids), self.background), taps)
+        features = self.extractor(images, taps)
         grams = {layer: tap.gram for layer, tap in taps.items()}
         return {"style": self.style(grams), "content": self.content(features, view_ids)}
 

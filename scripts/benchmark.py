@@ -151,7 +151,7 @@ def our_step_seconds(mesh: Mesh, size: int, per_step: int, pairs: int) -> tuple[
 
 def naive_step_seconds(mesh: Mesh, size: int, per_step: int, steps: int) -> float:
     """One step the naive way: PyTorch3D's MeshRenderer re-rasterises and shades every step."""
-    cfg, bank, _, extractor, objective = step_setup(mesh, size, per_step)
+    cfg, bank, _, _, objective = step_setup(mesh, size, per_step)
     texture = mesh.textures[0].clone().requires_grad_(True)
     optimizer = torch.optim.Adam([texture], lr=0.05)
     ids = torch.arange(per_step)
@@ -169,8 +169,8 @@ def naive_step_seconds(mesh: Mesh, size: int, per_step: int, steps: int) -> floa
             textures=TexturesUV(maps=texture[None].expand(per_step, -1, -1, -1), faces_uvs=[mesh.faces] * per_step, verts_uvs=[mesh.verts_uvs] * per_step),
         )
         images = renderer(meshes)[..., :3].permute(0, 3, 1, 2)
-        features = extractor(images)
-        loss = objective.style(features, ids).mean() + objective.content(features, ids).mean()
+        losses = objective.score(images, ids)
+        loss = losses["style"].mean() + losses["content"].mean()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
