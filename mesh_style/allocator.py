@@ -2,7 +2,7 @@
 
 glibc serves every allocation above its mmap threshold (at most 32 MiB by default) with a fresh
 ``mmap`` and unmaps it on free, so each large activation or gradient of a step is paid again in
-page faults and kernel zeroing; a 4-view step at 256² allocates dozens of 16-67 MB tensors.
+page faults and kernel zeroing; a 4-view step at 256² allocates more than ten 33-67 MB tensors.
 Raising the mmap and trim thresholds lets freed blocks be reused. Measured on a 2-core CPU: a
 67 MB ``clone`` 25 → 7 ms. CUDA memory has PyTorch's own caching allocator and is not affected.
 """
