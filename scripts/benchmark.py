@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -178,18 +177,37 @@ def naive_step_seconds(mesh: Mesh, size: int, per_step: int, steps: int) -> floa
     return seconds(step, repeat=steps)
 
 
+def _peak_rss_kib(pid: int) -> int:
+    """High-water resident memory of a live process (Linux ``VmHWM``), 0 once it has gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+
+
 def bench_run(mesh_path: Path, style_path: Path, extra: list[str]) -> dict:
-    """Wall time and peak resident memory of ``mesh-style ... preset=fast`` in a child process."""
-    with tempfile.TemporaryDirectory() as out:
+    """Wall time and peak resident memory of ``mesh-style ... preset=fast`` in a child process.
+
+    The peak is the child's own ``VmHWM``, polled while it runs: ``getrusage`` would report at least
+    this (large) process's memory, which Linux carries over into a child's maximum through fork+exec.
+    """
+    with tempfile.TemporaryDirectory() as out, tempfile.TemporaryFile() as log:
         start = time.perf_counter()
-        subprocess.run(
+        child = subprocess.Popen(
             [sys.executable, "-m", "mesh_style", f"mesh.path={mesh_path}", f"style.path={style_path}", "preset=fast",
              "backbone.name=vgg16_hed", f"hydra.run.dir={out}", *extra],
-            check=True, capture_output=True,
+            stdout=log, stderr=log,
         )
+        peak_kib = 0
+        while child.poll() is None:
+            peak_kib = max(peak_kib, _peak_rss_kib(child.pid))
+            time.sleep(0.1)
         wall = time.perf_counter() - start
+        if child.returncode != 0:
+            log.seek(0)
+            raise RuntimeError(f"mesh-style failed:\n{log.read().decode(errors='replace')}")
         metrics = json.loads((Path(out) / "metrics.json").read_text())
-    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # Linux: KiB
     return {"mesh": mesh_path.name, "wall_s": wall, "peak_rss_gb": peak_kib / 1024**2, "phases_s": metrics["seconds"]}
 
 
