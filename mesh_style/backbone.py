@@ -131,11 +131,16 @@ class VGGFeatures(nn.Module):
                 break
         self.requires_grad_(False)
         self.eval()
+        # Channels-last: oneDNN's fastest convolutions on CPU (and what bfloat16 on AMX needs).
+        self.to(memory_format=torch.channels_last)
 
     def forward(
         self, images: torch.Tensor, taps: Mapping[str, Callable[[torch.Tensor], torch.Tensor]] | None = None
     ) -> dict[str, torch.Tensor]:
         """``(N, 3, H, W)`` RGB in [0, 1] → ``{layer: (N, C, H', W')}`` (``rgb``: the input).
+
+        The trunk runs channels-last in the dtype of its weights (see :func:`backbone_dtype`), and
+        its features come out in that dtype.
 
         ``taps``: per layer, a function the activation passes through on its way down the trunk
         (it must return the same values); what it returns is what the deeper layers see.
@@ -150,16 +155,39 @@ class VGGFeatures(nn.Module):
             return x
 
         x = output(RGB, images) if RGB in self.layers else images
-        x = x[:, self.perm] * self.scale - self.shift
+        x = (x[:, self.perm] * self.scale - self.shift).to(self.dtype, memory_format=torch.channels_last)
         for i, module in enumerate(self.trunk):
             x = module(x)
             if i in self._outputs:
                 x = output(self._outputs[i], x)
         return features
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype the trunk computes in: its weights', so it follows ``.to()``."""
+        return self.scale.dtype
+
     def train(self, mode: bool = True) -> "VGGFeatures":
         # Frozen: stays in eval mode whatever the caller asks.
         return super().train(False)
+
+
+PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def backbone_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """``backbone.precision`` → the dtype the VGG trunk runs in.
+
+    ``auto`` is bfloat16 on CPUs with AMX matrix units, where the trunk's forward and backward
+    passes run about 4× faster than in float32 and stylise as well (measured: README, Speed);
+    float32 everywhere else, including CUDA, where bfloat16 has not been measured (ask for it).
+    """
+    if precision == "auto":
+        amx = device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.cpu._is_amx_tile_supported()
+        return torch.bfloat16 if amx else torch.float32
+    if precision not in PRECISIONS:
+        raise MeshStyleError(f"backbone.precision={precision!r}: use auto, {' or '.join(PRECISIONS)}")
+    return PRECISIONS[precision]
 
 
 def hed_weights_path() -> Path | None:

@@ -18,39 +18,48 @@ from torch import nn
 from mesh_style.backbone import feature_size
 
 
+def widened(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in float32 or wider: losses keep full precision whatever dtype the backbone runs in."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 class _GramTap(torch.autograd.Function):
     """Identity on ``x (N, C, H, W)`` that also returns ``G = sum_p w_p x_p x_p^T / sum_p w_p``
-    over the positions with ``w_p > 0`` (``weights (N, H·W)``), ``(N, C, C)``.
+    over the positions with ``w_p > 0`` (``weights (N, H·W)``), ``(N, C, C)`` in float32.
 
     The costliest part of a step after VGG itself, hence written by hand. Background positions
     (about half of a render) are skipped. Placed inside the VGG trunk (see :class:`GramTap`), its
     backward receives the gradient flowing down the trunk and adds the Gram's share into it in place,
-    at the mesh positions only: ``dx[keep] += (dG + dG^T) (w x)[keep] / sum w``. Computed on the
+    at the mesh positions only: ``dx[keep] += (w x)[keep] (dG + dG^T) / sum w``. Computed on the
     trunk's output instead, autograd would fill a dense gradient for the Gram and then add the two.
     The identity output must therefore feed only ops with their own gradient buffers (convolutions,
     pooling, indexing, losses), not an addition that shares its gradient with another input.
+
+    Positions are rows of the channels-last layout the trunk runs in, so each kept position is one
+    contiguous row of C values. Products run in ``x``'s dtype (bfloat16 uses the CPU's matrix units
+    and accumulates in float32); only the small ``(C, C)`` result is widened.
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        flat = x.reshape(*x.shape[:2], -1)
+        rows = x.permute(0, 2, 3, 1).reshape(len(x), -1, x.shape[1])  # (N, H·W, C); a view when channels-last
         grams, saved = [], []
-        for features, w in zip(flat, weights):  # a loop over the few views of a batch, not over pixels
+        for features, w in zip(rows, weights):  # a loop over the few views of a batch, not over pixels
             keep = (w > 0).nonzero().squeeze(1)
-            kept = features.index_select(1, keep)
+            kept = features.index_select(0, keep)
             w = w.index_select(0, keep)
-            weighted = kept * (w / w.sum().clamp_min(1e-8))
-            grams.append(weighted @ kept.T)
+            weighted = kept * (w / w.sum().clamp_min(1e-8)).unsqueeze(1).to(kept.dtype)
+            grams.append(widened(weighted.T @ kept))
             saved.append((keep, weighted))
         ctx.saved = saved
         return x.view_as(x), torch.stack(grams)
 
     @staticmethod
     def backward(ctx, grad_x: torch.Tensor, grad_gram: torch.Tensor) -> tuple[torch.Tensor, None]:
-        grad = grad_x.contiguous()  # the trunk's gradient, ours to add into
-        flat = grad.view(*grad.shape[:2], -1)
+        grad = grad_x.contiguous(memory_format=torch.channels_last)  # the trunk's gradient, ours to add into
+        rows = grad.permute(0, 2, 3, 1).view(len(grad), -1, grad.shape[1])
         for n, (keep, weighted) in enumerate(ctx.saved):
-            flat[n].index_add_(1, keep, (grad_gram[n] + grad_gram[n].T) @ weighted)
+            rows[n].index_add_(0, keep, weighted @ (grad_gram[n] + grad_gram[n].T).to(weighted.dtype))
         return grad, None
 
 
@@ -69,7 +78,7 @@ class GramTap:
         self.gram: torch.Tensor | None = None  # (N, C, C), set by a call
 
     def __call__(self, features: torch.Tensor) -> torch.Tensor:
-        features, self.gram = _GramTap.apply(features, self.mask.reshape(len(self.mask), -1).to(features.dtype))
+        features, self.gram = _GramTap.apply(features, self.mask.reshape(len(self.mask), -1))
         return features
 
 
@@ -81,12 +90,9 @@ def gram_matrix(features: torch.Tensor, mask: torch.Tensor | None = None) -> tor
         mask: ``(N, 1, H, W)`` weights in [0, 1], or None for all positions.
 
     Returns:
-        ``(N, C, C)``: ``sum_p m_p f_p f_p^T / sum_p m_p``.
+        ``(N, C, C)``, :func:`widened`: ``sum_p m_p f_p f_p^T / sum_p m_p``.
     """
-    if mask is None:
-        flat = features.reshape(*features.shape[:2], -1)
-        return flat @ flat.transpose(1, 2) / flat.shape[-1]
-    tap = GramTap(mask)
+    tap = GramTap(features.new_ones(len(features), 1, *features.shape[2:], dtype=torch.float32) if mask is None else mask)
     tap(features)
     return tap.gram
 
@@ -141,7 +147,8 @@ class ContentLoss(nn.Module):
 
     Args:
         layer: the VGG layer compared.
-        targets: ``(V, C, h, w)`` features of the original texture for every view ``V``.
+        targets: ``(V, C, h, w)`` features of the original texture for every view ``V``; compared in
+            their dtype (float32 for a bfloat16 backbone: keep the precision of the loss).
     """
 
     def __init__(self, layer: str, targets: torch.Tensor) -> None:
@@ -151,7 +158,7 @@ class ContentLoss(nn.Module):
 
     def forward(self, features: Mapping[str, torch.Tensor], view_ids: torch.Tensor) -> torch.Tensor:
         """``features {layer: (N, C, h, w)}`` of views ``view_ids (N,)`` → ``(N,)`` loss per view."""
-        return relative_error(features[self.layer], self.targets[view_ids])
+        return relative_error(features[self.layer].to(self.targets.dtype), self.targets[view_ids])
 
 
 def total_variation(images: list[torch.Tensor]) -> torch.Tensor:

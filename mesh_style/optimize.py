@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from mesh_style.backbone import VGGFeatures
 from mesh_style.errors import MeshStyleError
-from mesh_style.losses import ContentLoss, StyleLoss, gram_matrix, total_variation
+from mesh_style.losses import ContentLoss, StyleLoss, gram_matrix, total_variation, widened
 from mesh_style.shader import ViewCache, shade
 from mesh_style.textures import TexturePyramid
 
@@ -53,12 +53,12 @@ def style_targets(extractor: VGGFeatures, style_image: torch.Tensor, layers: lis
 def content_targets(
     extractor: VGGFeatures, texels: torch.Tensor, cache: ViewCache, background: torch.Tensor, layer: str, chunk: int
 ) -> torch.Tensor:
-    """Features at ``layer`` of every cached view rendered with ``texels``: ``(V, C, h, w)``."""
+    """Features at ``layer`` of every cached view rendered with ``texels``: ``(V, C, h, w)``, widened."""
     with torch.inference_mode():
-        return torch.cat([
+        return widened(torch.cat([
             extractor(shade(texels, cache.select(slice(i, i + chunk)), background))[layer]
             for i in range(0, len(cache), chunk)
-        ]).clone()
+        ])).clone()
 
 
 def build_objective(

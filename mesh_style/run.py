@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
-from mesh_style.backbone import load_backbone
+from mesh_style.backbone import backbone_dtype, load_backbone
 from mesh_style.errors import MeshStyleError
 from mesh_style.export import export_scene, staged_outputs, write_json, write_reference_views
 from mesh_style.images import image_grid, tensor_to_pil
@@ -107,6 +107,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """
     timer = PhaseTimer()
     device = pick_device(cfg.device)
+    dtype = backbone_dtype(cfg.backbone.precision, device)
     torch.manual_seed(cfg.seed)
     if cfg.mesh.path is None:
         raise MeshStyleError("no mesh given: pass mesh.path=model.glb (GLB, glTF, OBJ or PLY)")
@@ -124,7 +125,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     with timer("targets"):
         layers = sorted({*cfg.loss.style_layers, cfg.loss.content_layer})
         extractor, backbone = load_backbone(cfg.backbone.name, layers)
-        extractor = extractor.to(device)
+        extractor = extractor.to(device=device, dtype=dtype)
         background = torch.tensor(list(cfg.render.background), dtype=torch.float32, device=device)
         original = mesh.layout.flatten(mesh.textures).to(device)
         objective = build_objective(extractor, style_image, original, cache, cfg.loss, background)
@@ -158,6 +159,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "mesh": str(cfg.mesh.path),
         "style": str(cfg.style.path),
         "backbone": backbone,
+        "backbone_dtype": str(extractor.dtype).removeprefix("torch."),
         "device": str(device),
         "faces": int(mesh.faces.shape[0]),
         "scene": {"meshes": len(mesh.source.graph.nodes_geometry), "materials": len(mesh.slots)},

@@ -7,6 +7,7 @@
     (median of per-pair ratios, each step timed next to one VGG pass);
 (c) our step time against a naive loop that re-rasterises and shades with PyTorch3D's
     ``MeshRenderer`` every step (same views, size, VGG and losses);
+    (b) and (c) for each backbone precision: float32, and bfloat16 where the CPU has it natively;
 (d) peak resident memory and wall time of a ``preset=fast`` run of the command line.
 
 Usage: ``python scripts/benchmark.py [--out benchmark.json]``; ``--quick`` runs tiny sizes (a smoke test).
@@ -50,6 +51,8 @@ from mesh_style.zbuffer import rasterize_zbuffer  # noqa: E402
 #: (segments, rings) of the vase for each target face count: faces = 2·segments·(rings−1) + segments.
 TESSELLATIONS = {"10k": (100, 51), "100k": (320, 157), "1M": (1000, 501)}
 QUICK_TESSELLATIONS = {"1k": (32, 16), "4k": (64, 33)}
+#: Backbone precisions measured: bfloat16 only where the CPU computes it natively (else it is emulated).
+PRECISIONS = ["float32"] + (["bfloat16"] if torch.ops.mkldnn._is_mkldnn_bf16_supported() else [])
 
 
 def config(*overrides: str) -> DictConfig:
@@ -115,22 +118,22 @@ def bench_cache(meshes: dict[str, Mesh], size: int, p3d_max_faces: int) -> list[
     return rows
 
 
-def step_setup(mesh: Mesh, size: int, per_step: int):
+def step_setup(mesh: Mesh, size: int, per_step: int, dtype: torch.dtype):
     cfg = config(f"render.image_size={size}", f"views.num={max(8, per_step)}", f"views.per_step={per_step}")
     bank, _ = sample_views(cfg.views, seed=0)
     cache = render_cache(mesh, bank, cfg.render, torch.device("cpu"))
     layers = sorted({*cfg.loss.style_layers, cfg.loss.content_layer})
-    extractor, _ = load_backbone("vgg16_hed", layers)
+    extractor = load_backbone("vgg16_hed", layers)[0].to(dtype)
     style = torch.rand(1, 3, cfg.style.size, cfg.style.size)
     background = torch.ones(3)
     objective = build_objective(extractor, style, mesh.layout.flatten(mesh.textures), cache, cfg.loss, background)
     return cfg, bank, cache, extractor, objective
 
 
-def our_step_seconds(mesh: Mesh, size: int, per_step: int, pairs: int) -> tuple[float, float, float]:
+def our_step_seconds(mesh: Mesh, size: int, per_step: int, pairs: int, dtype: torch.dtype) -> tuple[float, float, float]:
     """Seconds per optimisation step, seconds of VGG forward+backward alone on a batch of the same
     size, and the median ratio of the two, from ``pairs`` steps each timed next to one VGG pass."""
-    cfg, _, cache, extractor, objective = step_setup(mesh, size, per_step)
+    cfg, _, cache, extractor, objective = step_setup(mesh, size, per_step, dtype)
     optimizer = TextureOptimizer(mesh.textures, objective, cfg.loss, cfg.optim)
     view_ids = torch.arange(per_step)
     images = torch.rand(per_step, 3, size, size, requires_grad=True)
@@ -148,9 +151,9 @@ def our_step_seconds(mesh: Mesh, size: int, per_step: int, pairs: int) -> tuple[
     return paired_seconds(step, vgg, pairs)
 
 
-def naive_step_seconds(mesh: Mesh, size: int, per_step: int, steps: int) -> float:
+def naive_step_seconds(mesh: Mesh, size: int, per_step: int, steps: int, dtype: torch.dtype) -> float:
     """One step the naive way: PyTorch3D's MeshRenderer re-rasterises and shades every step."""
-    cfg, bank, _, _, objective = step_setup(mesh, size, per_step)
+    cfg, bank, _, _, objective = step_setup(mesh, size, per_step, dtype)
     texture = mesh.textures[0].clone().requires_grad_(True)
     optimizer = torch.optim.Adam([texture], lr=0.05)
     ids = torch.arange(per_step)
@@ -208,7 +211,7 @@ def bench_run(mesh_path: Path, style_path: Path, extra: list[str]) -> dict:
             log.seek(0)
             raise RuntimeError(f"mesh-style failed:\n{log.read().decode(errors='replace')}")
         metrics = json.loads((Path(out) / "metrics.json").read_text())
-    return {"mesh": mesh_path.name, "wall_s": wall, "peak_rss_gb": peak_kib / 1024**2, "phases_s": metrics["seconds"]}
+    return {"mesh": mesh_path.name, "precision": metrics["backbone_dtype"], "wall_s": wall, "peak_rss_gb": peak_kib / 1024**2, "phases_s": metrics["seconds"]}
 
 
 def main() -> None:
@@ -229,16 +232,18 @@ def main() -> None:
         results["cache"] = bench_cache(meshes, cache_size, args.pytorch3d_max_faces)
 
         small, large = list(meshes)[0], list(meshes)[1]
-        print(f"(b) step vs VGG alone at {step_size}², 4 views", flush=True)
-        step, vgg, ratio = our_step_seconds(meshes[small], step_size, 4, pairs)
-        results["step"] = {"size": step_size, "views": 4, "pairs": pairs, "step_s": step, "vgg_fwd_bwd_s": vgg, "ratio": ratio}
+        results["step"], results["naive"] = [], []
+        for precision in PRECISIONS:
+            dtype = getattr(torch, precision)
+            print(f"(b) {precision} step vs VGG alone at {step_size}², 4 views", flush=True)
+            step, vgg, ratio = our_step_seconds(meshes[small], step_size, 4, pairs, dtype)
+            results["step"].append({"precision": precision, "size": step_size, "views": 4, "pairs": pairs, "step_s": step, "vgg_fwd_bwd_s": vgg, "ratio": ratio})
 
-        print(f"(c) ours vs naive MeshRenderer loop at {naive_size}², 4 views", flush=True)
-        results["naive"] = []
-        for label in (small, large):
-            ours, _, _ = our_step_seconds(meshes[label], naive_size, 4, max(2, pairs // 3))
-            naive = naive_step_seconds(meshes[label], naive_size, 4, 1)
-            results["naive"].append({"mesh": label, "faces": int(meshes[label].faces.shape[0]), "ours_s": ours, "naive_s": naive, "speedup": naive / ours})
+            print(f"(c) {precision} ours vs naive MeshRenderer loop at {naive_size}², 4 views", flush=True)
+            for label in (small, large):
+                ours, _, _ = our_step_seconds(meshes[label], naive_size, 4, max(2, pairs // 3), dtype)
+                naive = naive_step_seconds(meshes[label], naive_size, 4, 1, dtype)
+                results["naive"].append({"precision": precision, "mesh": label, "faces": int(meshes[label].faces.shape[0]), "ours_s": ours, "naive_s": naive, "speedup": naive / ours})
 
     print("(d) preset=fast end to end", flush=True)
     duck = ROOT.parent / "shared" / "data" / "meshes" / "Duck.glb"
@@ -255,12 +260,12 @@ def table(results: dict) -> str:
     for row in results["cache"]:
         note = " (extrapolated)" if row["pytorch3d_extrapolated"] else ""
         lines.append(f"| cache build / view, {row['faces']:,} faces | {row['ours_s']:.3f} s | PyTorch3D {row['pytorch3d_s']:.2f} s{note} | {row['speedup']:.0f}× faster |")
-    s = results["step"]
-    lines.append(f"| step ({s['views']} views, {s['size']}²) vs VGG fwd+bwd alone | {s['step_s']:.3f} s | {s['vgg_fwd_bwd_s']:.3f} s | {s['ratio']:.2f}× (median of {s['pairs']} pairs) |")
+    for s in results["step"]:
+        lines.append(f"| {s['precision']} step ({s['views']} views, {s['size']}²) vs VGG fwd+bwd alone | {s['step_s']:.3f} s | {s['vgg_fwd_bwd_s']:.3f} s | {s['ratio']:.2f}× (median of {s['pairs']} pairs) |")
     for row in results["naive"]:
-        lines.append(f"| step vs naive MeshRenderer loop, {row['faces']:,} faces | {row['ours_s']:.3f} s | {row['naive_s']:.2f} s | {row['speedup']:.0f}× faster |")
+        lines.append(f"| {row['precision']} step vs naive MeshRenderer loop, {row['faces']:,} faces | {row['ours_s']:.3f} s | {row['naive_s']:.2f} s | {row['speedup']:.0f}× faster |")
     r = results["run"]
-    lines.append(f"| `preset=fast` on {r['mesh']}: wall time, peak RSS | {r['wall_s']:.0f} s, {r['peak_rss_gb']:.2f} GB | | |")
+    lines.append(f"| `preset=fast` on {r['mesh']} ({r['precision']}): wall time, peak RSS | {r['wall_s']:.0f} s, {r['peak_rss_gb']:.2f} GB | | |")
     return "\n".join(lines)
 
 

@@ -1,5 +1,6 @@
 """The frozen feature extractor and its weights registry (offline weights, no network)."""
 
+import copy
 import logging
 
 import pytest
@@ -7,7 +8,7 @@ import torch
 from torch import nn
 
 import mesh_style.backbone as backbone
-from mesh_style.backbone import CAFFE_BGR, VGG16_BLOCKS, VGG19_BLOCKS, hed_weights_path, load_backbone
+from mesh_style.backbone import CAFFE_BGR, VGG16_BLOCKS, VGG19_BLOCKS, backbone_dtype, hed_weights_path, load_backbone
 from mesh_style.errors import MeshStyleError
 
 
@@ -101,3 +102,38 @@ def test_auto_prefers_imagenet_vgg19_when_available(monkeypatch):
 def test_bad_backbone_settings(name, layers, message):
     with pytest.raises(MeshStyleError, match=message):
         load_backbone(name, layers)
+
+
+@pytest.mark.parametrize(
+    "amx, device, expected",
+    [(True, "cpu", torch.bfloat16), (False, "cpu", torch.float32), (True, "cuda", torch.float32)],
+)
+def test_auto_precision_is_bfloat16_only_on_cpus_with_amx(monkeypatch, amx, device, expected):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert backbone_dtype("auto", torch.device(device)) == expected
+    assert backbone_dtype("float32", torch.device(device)) == torch.float32
+    assert backbone_dtype("bfloat16", torch.device(device)) == torch.bfloat16
+
+
+def test_bad_precision():
+    with pytest.raises(MeshStyleError, match="backbone.precision='fp16'"):
+        backbone_dtype("fp16", torch.device("cpu"))
+
+
+def test_bfloat16_trunk_agrees_with_float32(hed):
+    """The same weights in bfloat16 (channels-last, as the trunk always runs) give the float32
+    features to within bfloat16's precision, on a real painting."""
+    from PIL import Image
+
+    from conftest import shared_file
+    from mesh_style.images import pil_to_tensor
+
+    painting = Image.open(shared_file("styles/starry_night.jpg")).convert("RGB").resize((96, 64))
+    image = pil_to_tensor(painting).permute(2, 0, 1)[None]
+    wide = hed(image)
+    narrow = copy.deepcopy(hed).to(torch.bfloat16)(image)
+    for layer in ("relu1_1", "relu3_1", "relu4_2"):
+        assert narrow[layer].dtype == torch.bfloat16
+        assert narrow[layer].is_contiguous(memory_format=torch.channels_last)
+        error = (narrow[layer].float() - wide[layer]).norm() / wide[layer].norm()
+        assert error < 0.02, (layer, error.item())

@@ -18,5 +18,7 @@ def test_benchmark_quick_writes_every_figure(tmp_path):
     figures = json.loads(out.read_text())
     assert [row["pytorch3d_extrapolated"] for row in figures["cache"]] == [False, True]
     assert all(row["ours_s"] > 0 and row["speedup"] > 0 for row in figures["cache"] + figures["naive"])
-    assert figures["step"]["ratio"] > 0 and figures["run"]["peak_rss_gb"] > 0
+    assert [row["precision"] for row in figures["step"]][0] == "float32"
+    assert all(row["ratio"] > 0 for row in figures["step"]) and figures["run"]["peak_rss_gb"] > 0
+    assert len(figures["naive"]) == 2 * len(figures["step"])  # two meshes per precision
     assert "| cache build / view" in result.stdout  # the markdown table
