@@ -164,7 +164,7 @@ class VGGFeatures(nn.Module):
 
     @property
     def dtype(self) -> torch.dtype:
-        """The dtype the trunk computes in: its weights', so it follows ``.to()``."""
+        """The dtype the trunk computes in, that of its parameters and buffers (it follows ``.to()``)."""
         return self.scale.dtype
 
     def train(self, mode: bool = True) -> "VGGFeatures":

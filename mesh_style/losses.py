@@ -25,7 +25,7 @@ def widened(x: torch.Tensor) -> torch.Tensor:
 
 class _GramTap(torch.autograd.Function):
     """Identity on ``x (N, C, H, W)`` that also returns ``G = sum_p w_p x_p x_p^T / sum_p w_p``
-    over the positions with ``w_p > 0`` (``weights (N, H·W)``), ``(N, C, C)`` in float32.
+    over the positions with ``w_p > 0`` (``weights (N, H·W)``), ``(N, C, C)``, :func:`widened`.
 
     The costliest part of a step after VGG itself, hence written by hand. Background positions
     (about half of a render) are skipped. Placed inside the VGG trunk (see :class:`GramTap`), its

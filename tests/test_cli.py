@@ -79,6 +79,7 @@ def test_bad_inputs(tmp_path, inputs, mesh_arg, style_arg, fragments):
         ("optim.steps=-5", ["optim.steps"]),
         ("style.size=1", ["style.size"]),
         ("backbone.name=resnet", ["backbone.name='resnet'"]),
+        ("backbone.precision=fp16", ["backbone.precision='fp16'", "bfloat16"]),
         ("loss.content_layer=relu9_1", ["relu9_1"]),
         ("export.formats=[fbx]", ["export.formats"]),
         ("mesh.unwrap.padding=-2", ["mesh.unwrap.padding"]),
