@@ -5,11 +5,14 @@ import logging
 
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 import mesh_style.backbone as backbone
+from conftest import shared_file
 from mesh_style.backbone import CAFFE_BGR, VGG16_BLOCKS, VGG19_BLOCKS, backbone_dtype, hed_weights_path, load_backbone
 from mesh_style.errors import MeshStyleError
+from mesh_style.images import pil_to_tensor
 
 
 @pytest.fixture(scope="module")
@@ -123,11 +126,6 @@ def test_bad_precision():
 def test_bfloat16_trunk_agrees_with_float32(hed):
     """The same weights in bfloat16 (channels-last, as the trunk always runs) give the float32
     features to within bfloat16's precision, on a real painting."""
-    from PIL import Image
-
-    from conftest import shared_file
-    from mesh_style.images import pil_to_tensor
-
     painting = Image.open(shared_file("styles/starry_night.jpg")).convert("RGB").resize((96, 64))
     image = pil_to_tensor(painting).permute(2, 0, 1)[None]
     wide = hed(image)
