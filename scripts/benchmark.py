@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 from make_demo_assets import make_checker_texture, make_vase  # noqa: E402
 
-from mesh_style.backbone import load_backbone, parse_layer  # noqa: E402
+from mesh_style.backbone import PRECISIONS, load_backbone, parse_layer  # noqa: E402
 from mesh_style.mesh import Mesh, load_mesh  # noqa: E402
 from mesh_style.allocator import reuse_freed_memory  # noqa: E402
 from mesh_style.optimize import TextureOptimizer, build_objective  # noqa: E402
@@ -52,7 +52,7 @@ from mesh_style.zbuffer import rasterize_zbuffer  # noqa: E402
 TESSELLATIONS = {"10k": (100, 51), "100k": (320, 157), "1M": (1000, 501)}
 QUICK_TESSELLATIONS = {"1k": (32, 16), "4k": (64, 33)}
 #: Backbone precisions measured: bfloat16 only where the CPU computes it natively (else it is emulated).
-PRECISIONS = ["float32"] + (["bfloat16"] if torch.ops.mkldnn._is_mkldnn_bf16_supported() else [])
+MEASURED_PRECISIONS = [name for name in PRECISIONS if name != "bfloat16" or torch.ops.mkldnn._is_mkldnn_bf16_supported()]
 
 
 def config(*overrides: str) -> DictConfig:
@@ -233,8 +233,8 @@ def main() -> None:
 
         small, large = list(meshes)[0], list(meshes)[1]
         results["step"], results["naive"] = [], []
-        for precision in PRECISIONS:
-            dtype = getattr(torch, precision)
+        for precision in MEASURED_PRECISIONS:
+            dtype = PRECISIONS[precision]
             print(f"(b) {precision} step vs VGG alone at {step_size}², 4 views", flush=True)
             step, vgg, ratio = our_step_seconds(meshes[small], step_size, 4, pairs, dtype)
             results["step"].append({"precision": precision, "size": step_size, "views": 4, "pairs": pairs, "step_s": step, "vgg_fwd_bwd_s": vgg, "ratio": ratio})
