@@ -10,7 +10,7 @@ BLENDER_VENV ?= .venv-blender
 BLENDER_STAMP := $(BLENDER_VENV)/.installed
 RUN ?= outputs/demo
 
-.PHONY: demo test assets blender-check benchmark clean
+.PHONY: demo test assets blender-check benchmark quality clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ blender-check: $(BLENDER_STAMP)
 
 benchmark: $(STAMP)
 	$(BIN)/python scripts/benchmark.py
+
+# Quality figures and contact sheet on the real inputs in ../shared/data (about an hour on a 2-core CPU).
+quality: $(STAMP)
+	$(BIN)/python scripts/quality.py
 
 assets: $(STAMP)
 	$(BIN)/python scripts/make_demo_assets.py

@@ -21,10 +21,10 @@ class Objective(nn.Module):
         extractor: frozen VGG feature extractor.
         style: style loss holding the painting's Gram matrices.
         content: content loss holding features of the original texture for every cached view.
-        background: ``(3,)`` colour behind the mesh.
+        background: ``(3,)`` colour behind the mesh, or None for each view's mean mesh colour.
     """
 
-    def __init__(self, extractor: VGGFeatures, style: StyleLoss, content: ContentLoss, background: torch.Tensor) -> None:
+    def __init__(self, extractor: VGGFeatures, style: StyleLoss, content: ContentLoss, background: torch.Tensor | None) -> None:
         super().__init__()
         self.extractor = extractor
         self.style = style
@@ -51,7 +51,7 @@ def style_targets(extractor: VGGFeatures, style_image: torch.Tensor, layers: lis
 
 
 def content_targets(
-    extractor: VGGFeatures, texels: torch.Tensor, cache: ViewCache, background: torch.Tensor, layer: str, chunk: int
+    extractor: VGGFeatures, texels: torch.Tensor, cache: ViewCache, background: torch.Tensor | None, layer: str, chunk: int
 ) -> torch.Tensor:
     """Features at ``layer`` of every cached view rendered with ``texels``: ``(V, C, h, w)``, widened."""
     with torch.inference_mode():
@@ -72,8 +72,12 @@ def build_objective(
     """Targets computed once for every view of ``cache``: the painting's Grams, the mesh masks at
     each layer's resolution and the original texture's content features.
 
-    ``cfg`` is the ``loss`` config group.
+    ``cfg`` is the ``loss`` config group; ``background`` the render's, used where
+    ``cfg.background`` is ``render`` (``mean``: each view's mean mesh colour).
     """
+    if cfg.background not in ("mean", "render"):
+        raise MeshStyleError(f"loss.background={cfg.background!r}: use mean or render")
+    background = background if cfg.background == "render" else None
     style = StyleLoss(style_targets(extractor, style_image, list(cfg.style_layers)), dict(cfg.style_layers), cache.mask)
     content = ContentLoss(
         cfg.content_layer,
@@ -88,7 +92,9 @@ def check_optim_config(cfg: DictConfig) -> None:
     if not cfg.lr > 0:
         raise MeshStyleError(f"optim.lr={cfg.lr} must be > 0")
     if cfg.pyramid_levels < 1:
-        raise MeshStyleError(f"optim.pyramid_levels={cfg.pyramid_levels} must be >= 1 (1 = plain texels)")
+        raise MeshStyleError(f"optim.pyramid_levels={cfg.pyramid_levels} must be >= 1 (1 = one level)")
+    if not 0 < cfg.level_decay <= 1:
+        raise MeshStyleError(f"optim.level_decay={cfg.level_decay} must be in (0, 1] (1 = every level at full speed)")
 
 
 class TextureOptimizer:
@@ -97,13 +103,16 @@ class TextureOptimizer:
     Args:
         images: initial ``(H_m, W_m, 3)`` textures, on the device of the objective.
         objective: losses of rendered views.
+        footprint: ``(M,)`` texels per rendered pixel side of each texture (``ViewCache.footprint``).
         loss_cfg: the ``loss`` group (weights).
-        cfg: the ``optim`` group (lr, pyramid_levels).
+        cfg: the ``optim`` group (lr, pyramid_levels, level_decay).
     """
 
-    def __init__(self, images: list[torch.Tensor], objective: Objective, loss_cfg: DictConfig, cfg: DictConfig) -> None:
+    def __init__(
+        self, images: list[torch.Tensor], objective: Objective, footprint: torch.Tensor, loss_cfg: DictConfig, cfg: DictConfig
+    ) -> None:
         check_optim_config(cfg)
-        self.pyramid = TexturePyramid(images, cfg.pyramid_levels)
+        self.pyramid = TexturePyramid(images, cfg.pyramid_levels, footprint, cfg.level_decay)
         self.optimizer = torch.optim.Adam(self.pyramid.parameters(), lr=cfg.lr)
         self.objective = objective
         self.loss_cfg = loss_cfg
@@ -141,7 +150,7 @@ def optimize(
     Returns:
         The optimised ``(T, 3)`` texels in [0, 1] and the loss history, one dict per step.
     """
-    optimizer = TextureOptimizer(images, objective, loss_cfg, cfg)
+    optimizer = TextureOptimizer(images, objective, cache.footprint, loss_cfg, cfg)
     generator = torch.Generator().manual_seed(seed)
     history: list[dict[str, float]] = []
     # disable=None: a progress bar on a terminal, none in logs and pipes.

@@ -13,12 +13,13 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
-from mesh_style.backbone import backbone_dtype, load_backbone
+from mesh_style.backbone import VGGFeatures, backbone_dtype, load_backbone
 from mesh_style.errors import MeshStyleError
 from mesh_style.export import export_scene, staged_outputs, write_json, write_reference_views
 from mesh_style.images import image_grid, tensor_to_pil
 from mesh_style.mesh import Mesh, load_mesh
 from mesh_style.optimize import Objective, build_objective, optimize
+from mesh_style.quality import FIGURE_LAYERS, colour_distance, speckle, structure, style_distance
 from mesh_style.rasterizer import rasterize
 from mesh_style.shader import ViewCache, build_view_cache, shade
 from mesh_style.style import load_style
@@ -28,6 +29,10 @@ from mesh_style.views import Views, sample_views
 log = logging.getLogger(__name__)
 
 PREVIEW_VIEWS = 4
+#: Close-ups for the speckle figure are rendered this many times larger than training renders,
+#: up to CLOSE_UP_MAX pixels.
+CLOSE_UP = 4
+CLOSE_UP_MAX = 2048
 
 
 class PhaseTimer:
@@ -100,6 +105,51 @@ def evaluate(
     return {name: total / len(view_ids) for name, total in totals.items()}
 
 
+def figure_backbone() -> VGGFeatures | None:
+    """The offline VGG16 the quality figures are defined with; None where it is not installed."""
+    try:
+        return load_backbone("vgg16_hed", FIGURE_LAYERS)[0]
+    except MeshStyleError as error:
+        log.info("quality figures without a style distance: %s", error)
+        return None
+
+
+def quality_figures(
+    mesh: Mesh,
+    views: Views,
+    cache: ViewCache,
+    textures: dict[str, torch.Tensor],
+    style_image: torch.Tensor,
+    cfg: DictConfig,
+    device: torch.device,
+) -> dict[str, dict[str, float | None]]:
+    """The figures of :mod:`mesh_style.quality` for each of ``textures`` (``{name: (T, 3)}``) seen
+    through ``views`` (``cache`` holds them at training size), against the first texture's renders.
+
+    ``cfg`` is the whole config (render, style and figures' sizes).
+    """
+    extractor = figure_backbone()
+    extractor = extractor.to(device) if extractor is not None else None
+    background = torch.tensor(list(cfg.render.background), dtype=torch.float32, device=device)
+    close_cfg = OmegaConf.merge(cfg.render, {"image_size": min(CLOSE_UP * cfg.render.image_size, CLOSE_UP_MAX)})
+    close = render_cache(mesh, views, close_cfg, device)
+    scale = close_cfg.image_size / cfg.render.image_size
+    painting_close = F.interpolate(style_image, scale_factor=scale, mode="bilinear", align_corners=False, antialias=True)
+    painting_pixels = style_image[0].flatten(1).T
+    renders = {name: shade(t, cache, background) for name, t in textures.items()}
+    reference = next(iter(renders.values()))
+    figures = {}
+    for name, texels in textures.items():
+        pixels = renders[name].permute(0, 2, 3, 1)[cache.mask]
+        figures[name] = {
+            "style_distance": None if extractor is None else style_distance(extractor, renders[name], cache.mask, style_image),
+            "structure": structure(renders[name], reference, cache.mask),
+            "colour_distance": colour_distance(pixels, painting_pixels),
+            "speckle": speckle(shade(texels, close, background), close.mask, painting_close),
+        }
+    return figures
+
+
 def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Stylise ``cfg.mesh.path`` with ``cfg.style.path``; write results into ``out_dir``.
 
@@ -145,6 +195,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         shown = cache.select(eval_ids[:PREVIEW_VIEWS])
         preview = image_grid([shade(original, shown, background), shade(texels, shown, background)])
         reference = reference_renders(mesh, held_out, texels, cfg.render, cfg.export.reference_size, device)
+        figures = quality_figures(mesh, held_out, cache.select(eval_ids), {"original": original, "result": texels}, style_image, cfg, device)
+        if figures["original"]["style_distance"]:
+            figures["style_gain"] = 1.0 - figures["result"]["style_distance"] / figures["original"]["style_distance"]
 
     with timer("export"), staged_outputs(out_dir) as staging:
         stem = Path(cfg.mesh.path).stem
@@ -166,6 +219,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "textures": [list(t.shape[:2]) for t in mesh.textures],
         "views": {"optimized": len(bank), "held_out": len(held_out)},
         "held_out": {"before": before, "after": after, "style_loss_reduction": reduction},
+        "quality": figures,
         "texels_seen_fraction": seen.float().mean().item(),
         "final_train_loss": history[-1] if history else None,
         "seconds": timer.seconds,

@@ -32,6 +32,8 @@ class ViewCache:
         weight: ``(P, 4)`` float32 tap weights, summing to 1 per row.
         shading: ``(P,)`` float32 ambient + diffuse light factor.
         start: ``(N + 1,)`` int64 first row of each view, and ``P``.
+        footprint: ``(M,)`` float32, per material: the median side, in texels, of the patch of
+            texture a pixel covers (> 1: the texture is finer than these renders can teach).
     """
 
     mask: torch.Tensor
@@ -40,6 +42,7 @@ class ViewCache:
     weight: torch.Tensor
     shading: torch.Tensor
     start: torch.Tensor
+    footprint: torch.Tensor
 
     def __len__(self) -> int:
         return self.mask.shape[0]
@@ -58,6 +61,7 @@ class ViewCache:
             weight=self.weight[rows],
             shading=self.shading[rows],
             start=torch.cat([counts.new_zeros(1), counts.cumsum(0)]),
+            footprint=self.footprint,
         )
 
 
@@ -66,6 +70,37 @@ def interpolate(fragments: Fragments, faces: torch.Tensor, attribute: torch.Tens
     mask = fragments.mask
     corners = attribute[faces[fragments.pix_to_face[mask]]]  # (P, 3, D)
     return (fragments.bary[mask].unsqueeze(-1) * corners).sum(1)
+
+
+def texel_footprint(uv: torch.Tensor, material: torch.Tensor, mask: torch.Tensor, sizes: list[tuple[int, int]]) -> torch.Tensor:
+    """Median texels per pixel side of each material, from the UV derivatives between neighbours.
+
+    Args:
+        uv: ``(P, 2)`` texture coordinates of the mesh pixels of ``mask``.
+        material: ``(P,)`` material of each.
+        mask: ``(N, H, W)`` bool.
+        sizes: ``(H_m, W_m)`` of every material's texture.
+
+    Returns:
+        ``(M,)``; 1 for a material no pixel pair measures.
+    """
+    scale = torch.tensor(sizes, dtype=uv.dtype, device=uv.device).flip(1)[material]  # (P, 2) as (W, H)
+    dense = uv.new_full((*mask.shape, 2), float("nan"))
+    dense[mask] = uv * scale
+    owner = torch.full(mask.shape, -1, dtype=torch.long, device=uv.device)
+    owner[mask] = material
+    du = dense[:, :-1, 1:] - dense[:, :-1, :-1]  # along x, (N, H-1, W-1, 2)
+    dv = dense[:, 1:, :-1] - dense[:, :-1, :-1]  # along y
+    area = (du[..., 0] * dv[..., 1] - du[..., 1] * dv[..., 0]).abs()
+    same = (owner[:, :-1, 1:] == owner[:, :-1, :-1]) & (owner[:, 1:, :-1] == owner[:, :-1, :-1])
+    here = owner[:, :-1, :-1]
+    result = torch.ones(len(sizes))
+    for m in range(len(sizes)):
+        # UV seams make a few huge jumps; the median ignores them.
+        values = area[same & (here == m) & area.isfinite()]
+        if len(values):
+            result[m] = values.median().sqrt().clamp_min(1e-3).item()
+    return result
 
 
 def build_view_cache(
@@ -86,6 +121,7 @@ def build_view_cache(
     uv = interpolate(fragments, faces, mesh.verts_uvs.to(device))
     material = mesh.face_material.to(device)[fragments.pix_to_face[mask]]
     taps, tap_weight = bilinear_taps(uv, material, mesh.layout)
+    footprint = texel_footprint(uv, material, mask, list(mesh.layout.sizes))
 
     # Headlight: the light sits at the camera, so a face is brightest when it faces the viewer.
     # |n·v| lights both sides alike, which keeps meshes with flipped normals usable.
@@ -105,16 +141,18 @@ def build_view_cache(
         weight=tap_weight[order],
         shading=(cfg.ambient + cfg.diffuse * lambert)[order],
         start=torch.cat([counts.new_zeros(1), counts.cumsum(0)]).cpu(),
+        footprint=footprint,
     )
 
 
-def shade(texels: torch.Tensor, cache: ViewCache, background: torch.Tensor) -> torch.Tensor:
+def shade(texels: torch.Tensor, cache: ViewCache, background: torch.Tensor | None) -> torch.Tensor:
     """Render a texture through cached views.
 
     Args:
         texels: ``(T, 3)`` flat texture (see :class:`~mesh_style.textures.TextureLayout`).
         cache: ``N`` views.
-        background: ``(3,)`` colour of pixels off the mesh.
+        background: ``(3,)`` colour of pixels off the mesh, or None for each view's mean mesh
+            colour (held constant for the gradient): the silhouette then makes no edge.
 
     Returns:
         ``(N, 3, H, W)`` images.
@@ -122,5 +160,11 @@ def shade(texels: torch.Tensor, cache: ViewCache, background: torch.Tensor) -> t
     n, height, width = cache.mask.shape
     colour = gather_bilinear(texels, cache.index, cache.weight) * cache.shading.unsqueeze(-1)
     views = torch.repeat_interleave(torch.arange(n, device=colour.device), cache.start.diff().to(colour.device))
-    rgb = background.to(colour).expand(n * height * width, 3).index_put((views * (height * width) + cache.pixel,), colour)
+    if background is None:
+        sums = colour.new_zeros(n, 3).index_add_(0, views, colour.detach())
+        fill = sums / cache.start.diff().to(colour.device).clamp_min(1)[:, None]
+    else:
+        fill = background.to(colour).expand(n, 3)
+    canvas = fill[:, None].expand(n, height * width, 3).reshape(-1, 3)
+    rgb = canvas.index_put((views * (height * width) + cache.pixel,), colour)
     return rgb.reshape(n, height, width, 3).permute(0, 3, 1, 2)

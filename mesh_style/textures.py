@@ -84,51 +84,67 @@ def gather_bilinear(texels: torch.Tensor, index: torch.Tensor, weight: torch.Ten
 
 
 class TexturePyramid(nn.Module):
-    """Textures parametrised as pyramids in logit space: each image is ``sigmoid`` of its full-size
-    level plus upsampled coarser levels, each half the size of the one before.
+    """Textures as ``sigmoid(Σ_k upsample(level_k))``: a pyramid of logits, learned.
 
-    One step's views see only part of the texture; through the coarse levels their gradients still
-    move whole regions, so colour and large strokes form coherently instead of texel by texel.
-    The sigmoid keeps texels in [0, 1] with a gradient everywhere (a clamp would either block the
-    gradient or, straight-through, let texels run away past 1). ``levels=1`` is plain texels.
+    The finest level is only as fine as the renders can teach: a texture with ``footprint`` texels
+    per rendered pixel (side) gets a finest level ``footprint`` times smaller, which starts as the
+    original area-averaged to that size. A finer level would be read sparsely by the bilinear
+    taps, and Adam, which scales every parameter's step to the same size, would grow noise in the
+    texels the renders barely see (speckle at close range). Each coarser level is half the size of
+    the one before, starts at zero and is scaled by ``decay``: its steps move whole regions, and at
+    full speed they wash the original's layout away. The levels are upsampled bilinearly to the
+    texture's size, so the result is smooth at any distance; the sigmoid keeps texels in [0, 1]
+    with a gradient everywhere.
 
     Args:
-        images: initial ``(H_m, W_m, 3)`` textures in [0, 1]; their logits become the full-size
-            levels, the coarser levels start at zero.
+        images: initial ``(H_m, W_m, 3)`` textures in [0, 1].
         levels: pyramid depth (at least 1).
+        footprint: ``(M,)`` texels per pixel side of every texture (see
+            :func:`~mesh_style.shader.texel_footprint`); at most 1 keeps the finest level full-size.
+        decay: scale of each level relative to the next finer one.
         min_size: the coarsest level is at least this many texels on its short side.
     """
 
     #: Initial values are kept this far from 0 and 1, where the logit is infinite.
     EPS = 1e-3
 
-    def __init__(self, images: list[torch.Tensor], levels: int, min_size: int = 4) -> None:
+    def __init__(
+        self, images: list[torch.Tensor], levels: int, footprint: torch.Tensor, decay: float = 1.0, min_size: int = 4
+    ) -> None:
         super().__init__()
         self.layout = TextureLayout(tuple((im.shape[0], im.shape[1]) for im in images))
         self.params = nn.ParameterList()
-        self.counts: list[int] = []
-        for image in images:
-            height, width, channels = image.shape
-            logits = torch.logit(image.clamp(self.EPS, 1 - self.EPS))
-            self.params.append(nn.Parameter(logits.permute(2, 0, 1)[None].clone()))
-            k = 1
-            while k < levels and min(height, width) >> k >= min_size:
-                self.params.append(nn.Parameter(image.new_zeros(1, channels, height >> k, width >> k)))
-                k += 1
-            self.counts.append(k)
+        self.scales: list[list[float]] = []
+        for m, image in enumerate(images):
+            height, width, _ = image.shape
+            shrink = max(1.0, float(footprint[m]))
+            size = (max(1, round(height / shrink)), max(1, round(width / shrink)))
+            finest = F.interpolate(image.permute(2, 0, 1)[None], size=size, mode="area")
+            self.params.append(nn.Parameter(torch.logit(finest.clamp(self.EPS, 1 - self.EPS))))
+            scales = [1.0]
+            size = (size[0] // 2, size[1] // 2)
+            while len(scales) < levels and min(size) >= min_size:
+                self.params.append(nn.Parameter(finest.new_zeros(1, finest.shape[1], *size)))
+                scales.append(decay ** len(scales))
+                size = (size[0] // 2, size[1] // 2)
+            self.scales.append(scales)
 
     def images(self) -> list[torch.Tensor]:
         """The composed ``(H_m, W_m, 3)`` textures in [0, 1]."""
         out, params = [], iter(self.params)
-        for count, size in zip(self.counts, self.layout.sizes):
-            full = next(params)
-            coarse = [F.interpolate(next(params), size=size, mode="bilinear", align_corners=False) for _ in range(count - 1)]
-            out.append(torch.sigmoid(full + sum(coarse))[0].permute(1, 2, 0))
+        for scales, size in zip(self.scales, self.layout.sizes):
+            logits = sum(scale * _resize(next(params), size) for scale in scales)
+            out.append(torch.sigmoid(logits)[0].permute(1, 2, 0))
         return out
 
     def forward(self) -> torch.Tensor:
         """``(T, 3)`` flat texels in [0, 1]."""
         return self.layout.flatten(self.images())
+
+
+def _resize(level: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear upsampling of a ``(1, C, h, w)`` level to ``size``; a full-size level passes through."""
+    return level if level.shape[-2:] == size else F.interpolate(level, size=size, mode="bilinear", align_corners=False)
 
 
 def seen_texels(index: torch.Tensor, weight: torch.Tensor, num_texels: int) -> torch.Tensor:

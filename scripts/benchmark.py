@@ -134,7 +134,7 @@ def our_step_seconds(mesh: Mesh, size: int, per_step: int, pairs: int, dtype: to
     """Seconds per optimisation step, seconds of VGG forward+backward alone on a batch of the same
     size, and the median ratio of the two, from ``pairs`` steps each timed next to one VGG pass."""
     cfg, _, cache, extractor, objective = step_setup(mesh, size, per_step, dtype)
-    optimizer = TextureOptimizer(mesh.textures, objective, cfg.loss, cfg.optim)
+    optimizer = TextureOptimizer(mesh.textures, objective, cache.footprint, cfg.loss, cfg.optim)
     view_ids = torch.arange(per_step)
     images = torch.rand(per_step, 3, size, size, requires_grad=True)
     deepest = max((layer for layer in extractor.layers if layer != "rgb"), key=parse_layer)

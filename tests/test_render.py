@@ -2,6 +2,7 @@
 
 import torch
 import trimesh
+from PIL import Image
 from pytorch3d.renderer import TexturesUV
 from pytorch3d.renderer.mesh.rasterizer import Fragments as P3DFragments
 
@@ -74,3 +75,38 @@ def test_cache_mask_and_shading(tmp_path, make_cfg):
     # Selecting views gives the renders of those views.
     assert torch.equal(shade(mesh.layout.flatten(mesh.textures), cache.select(torch.tensor([1])), torch.tensor([0.2, 0.4, 0.6])), images[1:])
     assert torch.allclose(images.permute(0, 2, 3, 1)[~on], torch.tensor([0.2, 0.4, 0.6]))
+
+
+def test_texel_footprint_of_a_frontal_quad(tmp_path, make_cfg):
+    """A square quad seen head-on, 4:1 texels to pixels by construction: the measured footprint
+    (median texels per pixel side) is that ratio."""
+    half = 0.7  # the quad's half side in the normalised frame (bounding-sphere radius 1)
+    visual = trimesh.visual.TextureVisuals(
+        uv=[[0, 0], [1, 0], [1, 1], [0, 1]],
+        material=trimesh.visual.material.PBRMaterial(baseColorTexture=Image.new("RGB", (256, 256), (90, 120, 150))),
+    )
+    quad = trimesh.Trimesh([[-half, -half, 0], [half, -half, 0], [half, half, 0], [-half, half, 0]], [[0, 1, 2], [0, 2, 3]], visual=visual, process=False)
+    path = tmp_path / "quad.glb"
+    path.write_bytes(trimesh.Scene({"quad": quad}).export(file_type="glb"))
+    mesh = load_mesh(make_cfg(f"mesh.path={path}").mesh)
+    views, _ = sample_views(make_cfg("views.num=1", "views.elev=[0,0]", "views.azim=[0,0]").views, seed=0)
+    cache = render_cache(mesh, views, make_cfg("render.image_size=128").render, torch.device("cpu"))
+    pixels_across = cache.mask[0].sum(1).max().item()
+    assert cache.footprint.shape == (1,)
+    assert abs(cache.footprint.item() - 256 / pixels_across) < 0.05 * 256 / pixels_across
+
+
+def test_mean_background_is_each_views_mean_mesh_colour(tmp_path, make_cfg):
+    """``shade(..., background=None)`` fills each view's background with that view's mean mesh
+    colour, held constant for the gradient (only mesh pixels pass gradient to the texels)."""
+    mesh = _vase_mesh(tmp_path, make_cfg)
+    bank, _ = sample_views(make_cfg("views.num=2").views, seed=0)
+    cache = render_cache(mesh, bank, make_cfg("render.image_size=48").render, torch.device("cpu"))
+    texels = mesh.layout.flatten(mesh.textures).clone().requires_grad_(True)
+    images = shade(texels, cache, None)
+    for view in range(2):
+        mask = cache.mask[view]
+        mean = images[view][:, mask].mean(1)
+        assert torch.allclose(images[view][:, ~mask], mean[:, None].expand(3, int((~mask).sum())), atol=1e-6)
+    images[0][:, ~cache.mask[0]].sum().backward()  # the first view's background pixels only
+    assert texels.grad is None or texels.grad.abs().sum() == 0

@@ -1,6 +1,7 @@
 """Bilinear taps, REPEAT wrapping and the texture pyramid."""
 
 import torch
+import torch.nn.functional as F
 
 from mesh_style.textures import TextureLayout, TexturePyramid, bilinear_taps, gather_bilinear
 
@@ -48,7 +49,7 @@ def test_layout_of_several_materials_round_trips():
 
 def test_pyramid_starts_at_the_texture_and_stays_in_range():
     image = torch.rand(32, 16, 3) * 0.98 + 0.01
-    pyramid = TexturePyramid([image], levels=4)
+    pyramid = TexturePyramid([image], levels=4, footprint=torch.ones(1))
     assert [tuple(p.shape[-2:]) for p in pyramid.params] == [(32, 16), (16, 8), (8, 4), (4, 2)][: len(pyramid.params)]
     assert torch.allclose(pyramid(), image.reshape(-1, 3), atol=1e-5)
     with torch.no_grad():
@@ -56,3 +57,49 @@ def test_pyramid_starts_at_the_texture_and_stays_in_range():
             p.add_(50.0 * torch.randn_like(p))
     texels = pyramid()
     assert texels.min() >= 0 and texels.max() <= 1
+
+
+def checker_noise(size: int = 64) -> torch.Tensor:
+    """A texture of independent random texels: everything in it is finer than a 4× minification."""
+    return torch.rand(size, size, 3, generator=torch.Generator().manual_seed(0)) * 0.9 + 0.05
+
+
+def test_a_texture_finer_than_the_renders_starts_box_filtered_at_4x_minification():
+    """footprint=4 (four texels per rendered pixel side): what a pixel-centre lookup of the
+    composed texture reads at 4× minification is the box-filtered (4×4 average) original, not
+    the one texel it happens to hit, so the renders see no aliasing."""
+    image = checker_noise()
+    pyramid = TexturePyramid([image], levels=3, footprint=torch.tensor([4.0]))
+    assert tuple(pyramid.params[0].shape[-2:]) == (16, 16)
+    composed = pyramid.images()[0].detach()
+    pixel_centres = composed[1::4, 1::4] / 2 + composed[2::4, 2::4] / 2  # the texture's 16² pixel-centre reads
+    box = F.avg_pool2d(image.permute(2, 0, 1)[None], 4)[0].permute(1, 2, 0)
+    point_sampled = image[1::4, 1::4]
+    error = (pixel_centres - box).abs().mean()
+    assert error < 0.03, error
+    assert (point_sampled - box).abs().mean() > 5 * error  # what a naive 4× minification reads
+
+
+def test_learned_detail_is_no_finer_than_the_renders():
+    """Whatever the optimiser does to the levels, a texture with footprint 4 varies smoothly from
+    texel to texel (bilinear between levels), while footprint 1 lets single texels move."""
+
+    def busiest(footprint: float) -> float:
+        pyramid = TexturePyramid([torch.full((64, 64, 3), 0.5)], levels=2, footprint=torch.tensor([footprint]))
+        with torch.no_grad():
+            for p in pyramid.params:
+                p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(1)))
+        texture = pyramid.images()[0].permute(2, 0, 1)[None]
+        laplacian = F.conv2d(texture.flatten(0, 1)[:, None], torch.tensor([[[[0.0, 1, 0], [1, -4, 1], [0, 1, 0]]]]))
+        return laplacian.abs().mean().item()
+
+    assert busiest(4.0) < 0.1 * busiest(1.0)
+
+
+def test_coarser_levels_are_scaled_by_the_decay():
+    image = torch.full((32, 32, 3), 0.5)
+    pyramid = TexturePyramid([image], levels=3, footprint=torch.ones(1), decay=0.5)
+    assert pyramid.scales == [[1.0, 0.5, 0.25]]
+    with torch.no_grad():
+        pyramid.params[2].fill_(1.0)  # the coarsest level, 8×8
+    assert torch.allclose(pyramid(), torch.sigmoid(torch.tensor(0.25)).expand(32 * 32, 3), atol=1e-6)

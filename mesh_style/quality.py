@@ -1,0 +1,146 @@
+"""Quality figures of stylised renders, independent of the training objective.
+
+They answer "is this the object, painted?" with four numbers (the issue "Quality" defines them):
+
+* **style distance** — Σ over ``FIGURE_LAYERS`` of ``‖G(x) − G(s)‖² / ‖G(s)‖²`` with
+  ``G = F Fᵀ / (C·H·W)``; renders have their background filled with their mean mesh colour, so only
+  the mesh's own statistics count. Lower is closer to the painting.
+* **structure** — Pearson correlation over mesh pixels of luminance blurred with σ = 1.5 % of the
+  image width, result against original render: 1 keeps the layout, 0 has none of it.
+* **colour distance** — sliced Wasserstein distance between mesh-pixel RGB and the painting's RGB.
+* **speckle** — mean ``|Laplacian|`` of the chroma (Cb, Cr) over mesh pixels of close-up renders,
+  divided by the same for the painting at the same magnification: 1 is as busy as the painting.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from mesh_style.backbone import VGGFeatures
+
+#: Layers of the offline VGG16 the style distance is measured at (not the ones trained on).
+FIGURE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+#: Blur of the structure figure, as a fraction of the image width.
+STRUCTURE_SIGMA = 0.015
+#: Random directions of the sliced Wasserstein colour distance, and quantiles compared per direction.
+PROJECTIONS = 64
+QUANTILES = 256
+
+
+def luminance(images: torch.Tensor) -> torch.Tensor:
+    """``(N, 3, H, W)`` RGB → ``(N, H, W)`` Rec. 601 luma."""
+    return 0.299 * images[:, 0] + 0.587 * images[:, 1] + 0.114 * images[:, 2]
+
+
+def chroma(images: torch.Tensor) -> torch.Tensor:
+    """``(N, 3, H, W)`` RGB → ``(N, 2, H, W)`` Cb and Cr (Rec. 601, centred on 0)."""
+    y = luminance(images)
+    return torch.stack([0.564 * (images[:, 2] - y), 0.713 * (images[:, 0] - y)], 1)
+
+
+def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of ``(N, C, H, W)`` with reflected borders."""
+    radius = max(1, math.ceil(3 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    c = images.shape[1]
+    out = F.conv2d(F.pad(images, (radius, radius, 0, 0), mode="reflect"), kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(F.pad(out, (0, 0, radius, radius), mode="reflect"), kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def structure(result: torch.Tensor, original: torch.Tensor, mask: torch.Tensor) -> float | None:
+    """Pearson correlation of blurred luminance over the mesh pixels of all views.
+
+    Args:
+        result, original: ``(N, 3, H, W)`` renders of the same views.
+        mask: ``(N, H, W)`` bool, True on the mesh.
+
+    Returns:
+        In [-1, 1]; None where the original is flat (no layout to keep).
+    """
+    sigma = STRUCTURE_SIGMA * result.shape[-1]
+    a, b = (gaussian_blur(luminance(x)[:, None], sigma)[:, 0][mask] for x in (result, original))
+    a, b = a - a.mean(), b - b.mean()
+    if b.square().mean().sqrt() < 1e-3:
+        return None
+    return float((a * b).sum() / (a.square().sum().sqrt() * b.square().sum().sqrt()).clamp_min(1e-12))
+
+
+def fill_background(images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Pixels off the mesh take the view's mean mesh colour: ``(N, 3, H, W)``, ``(N, H, W)``."""
+    m = mask[:, None].to(images)
+    mean = (images * m).sum((2, 3), keepdim=True) / m.sum((2, 3), keepdim=True).clamp_min(1)
+    return images * m + mean * (1 - m)
+
+
+def figure_grams(extractor: VGGFeatures, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``(N, 3, H, W)`` → ``{layer: (N, C, C)}`` with ``G = F Fᵀ / (C·H·W)`` at :data:`FIGURE_LAYERS`."""
+    with torch.inference_mode():
+        features = extractor(images.to(extractor.dtype))
+    grams = {}
+    for layer in FIGURE_LAYERS:
+        f = features[layer].float().flatten(2)
+        grams[layer] = f @ f.transpose(1, 2) / f[0].numel()
+    return grams
+
+
+def style_distance(extractor: VGGFeatures, images: torch.Tensor, mask: torch.Tensor | None, painting: torch.Tensor) -> float:
+    """Mean over views of Σ_layers ``‖G(x) − G(s)‖² / ‖G(s)‖²``.
+
+    Args:
+        extractor: VGG16 returning at least :data:`FIGURE_LAYERS`.
+        images: ``(N, 3, H, W)`` renders (or images) in [0, 1].
+        mask: ``(N, H, W)`` mesh mask; None when every pixel counts (a 2D image).
+        painting: ``(1, 3, h, w)`` style image.
+    """
+    if mask is not None:
+        images = fill_background(images, mask)
+    ours, target = figure_grams(extractor, images), figure_grams(extractor, painting)
+    total = torch.zeros(len(images))
+    for layer in FIGURE_LAYERS:
+        t = target[layer]
+        total += (ours[layer] - t).square().sum((1, 2)).cpu() / t.square().sum().cpu()
+    return float(total.mean())
+
+
+def colour_distance(pixels: torch.Tensor, painting_pixels: torch.Tensor, seed: int = 0) -> float:
+    """Sliced 2-Wasserstein distance between two sets of RGB colours ``(P, 3)`` and ``(Q, 3)``.
+
+    Both sets are projected on :data:`PROJECTIONS` fixed random directions and compared at
+    :data:`QUANTILES` quantiles, so sets of different sizes compare directly.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    directions = F.normalize(torch.randn(3, PROJECTIONS, generator=generator), dim=0)
+    q = (torch.arange(QUANTILES, dtype=torch.float32) + 0.5) / QUANTILES
+    a = torch.quantile((pixels.float().cpu() @ directions), q, dim=0)
+    b = torch.quantile((painting_pixels.float().cpu() @ directions), q, dim=0)
+    return float((a - b).square().mean().sqrt())
+
+
+def _chroma_laplacian(images: torch.Tensor) -> torch.Tensor:
+    """``(N, 3, H, W)`` → ``(N, H-2, W-2)``: |Laplacian| summed over Cb and Cr, interior pixels."""
+    kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]], device=images.device)
+    c = chroma(images.float())
+    n, channels, height, width = c.shape
+    lap = F.conv2d(c.reshape(n * channels, 1, height, width), kernel.view(1, 1, 3, 3))
+    return lap.abs().view(n, channels, height - 2, width - 2).sum(1)
+
+
+def busyness(images: torch.Tensor, mask: torch.Tensor | None = None) -> float:
+    """Mean chroma ``|Laplacian|`` over pixels whose whole 3×3 neighbourhood is on the mesh."""
+    lap = _chroma_laplacian(images)
+    if mask is None:
+        return float(lap.mean())
+    inside = -F.max_pool2d(-mask[:, None].float(), 3, stride=1)[:, 0] > 0.5  # eroded by one pixel
+    return float(lap[inside].mean()) if inside.any() else 0.0
+
+
+def speckle(close_ups: torch.Tensor, mask: torch.Tensor, painting: torch.Tensor) -> float:
+    """Chroma busyness of ``close_ups (N, 3, H, W)`` over the mesh ``mask (N, H, W)``, relative to
+    ``painting (1, 3, h, w)`` at the same magnification (the caller resizes it)."""
+    reference = busyness(painting)
+    return busyness(close_ups, mask) / max(reference, 1e-8)

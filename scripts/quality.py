@@ -1,0 +1,288 @@
+"""Quality benchmark (``make quality``): is the result the object, painted?
+
+Runs mesh-style on real inputs from ``../shared/data`` at the default config and at
+``preset=fast``, and prints the figures of :mod:`mesh_style.quality` for each run's held-out views
+(a markdown table), writes them to ``quality.json`` and draws ``contact_sheet.png``: per run, the
+original and the result from the four held-out views at twice the training size, and the painting.
+
+The plane cases (a 4:3 quad textured with a photo, views within ±15° azimuth and ±10° elevation)
+are also compared with two 2D references computed in the same run, at the scale the renders see
+the quad: classic Gatys (L-BFGS from the photo, content + 10⁴·style + 10⁻³·TV) and mesh-style's
+own objective and optimiser applied directly to the photo's pixels.
+
+    python scripts/quality.py                       # everything (about an hour on a 2-core CPU)
+    python scripts/quality.py --cases plane_starry --configs default -- optim.steps=100
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import trimesh
+from hydra import compose, initialize_config_module
+from omegaconf import DictConfig
+from PIL import Image, ImageDraw
+
+from mesh_style.allocator import reuse_freed_memory
+from mesh_style.backbone import load_backbone
+from mesh_style.images import pil_to_tensor, read_image, resize_long_side, tensor_to_pil
+from mesh_style.losses import gram_matrix, total_variation
+from mesh_style.mesh import load_mesh
+from mesh_style.optimize import build_objective, optimize
+from mesh_style.quality import FIGURE_LAYERS, busyness, colour_distance, structure, style_distance
+from mesh_style.run import render_cache, run
+from mesh_style.shader import ViewCache, shade
+from mesh_style.style import load_style
+from mesh_style.views import sample_views
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+#: The plane's size in the normalised frame: 4:3 with a bounding-sphere radius of 1.
+PLANE_WIDTH, PLANE_HEIGHT = 1.6, 1.2
+PLANE_VIEWS = ["views.azim=[-15,15]", "views.elev=[-10,10]"]
+CASES = {
+    "plane_starry": ("photos/golden_gate.jpg", "styles/starry_night.jpg"),
+    "plane_scream": ("photos/golden_gate.jpg", "styles/the_scream.jpg"),
+    "duck_starry": ("meshes/Duck.glb", "styles/starry_night.jpg"),
+    "fuze_scream": ("meshes/fuze.obj", "styles/the_scream.jpg"),
+    "box_shipwreck": ("meshes/BoxTextured.glb", "styles/shipwreck.jpg"),
+    "monkey_starry": ("meshes/monkey.glb", "styles/starry_night.jpg"),
+}
+CONFIGS = {"default": [], "fast": ["preset=fast"]}
+FIGURES = ("style_distance", "structure", "colour_distance", "speckle")
+
+log = logging.getLogger("quality")
+
+
+def compose_cfg(overrides: list[str]) -> DictConfig:
+    with initialize_config_module("mesh_style.configs", version_base="1.3"):
+        return compose("config", overrides=overrides)
+
+
+def make_plane(photo: Path, path: Path) -> Path:
+    """A 4:3 quad facing +z (the azimuth-0 camera) whose texture is ``photo``, saved as GLB."""
+    w, h = PLANE_WIDTH / 2, PLANE_HEIGHT / 2
+    visual = trimesh.visual.TextureVisuals(
+        uv=np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float64),
+        material=trimesh.visual.material.PBRMaterial(baseColorTexture=Image.open(photo).convert("RGB")),
+    )
+    quad = trimesh.Trimesh(
+        vertices=[[-w, -h, 0], [w, -h, 0], [w, h, 0], [-w, h, 0]], faces=[[0, 1, 2], [0, 2, 3]], visual=visual, process=False
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(trimesh.Scene({"plane": quad}).export(file_type="glb"))
+    return path
+
+
+def plane_pixels(cfg: DictConfig) -> int:
+    """Width in pixels of the plane in a frontal training render (184 at the defaults)."""
+    half_fov = math.radians(cfg.views.fov) / 2
+    distance = cfg.views.margin / math.sin(half_fov)
+    return round(cfg.render.image_size * PLANE_WIDTH / (2 * distance * math.tan(half_fov)))
+
+
+def image_figures(image: torch.Tensor, photo: torch.Tensor, painting: torch.Tensor, extractor: torch.nn.Module) -> dict[str, float]:
+    """The figures of a 2D image ``(1, 3, h, w)`` against the photo it started from; speckle at 4×
+    the image against the painting at 4× its size (as the close-ups of a render)."""
+    mask = torch.ones(1, *image.shape[-2:], dtype=torch.bool)
+    up = lambda x: F.interpolate(x, scale_factor=4, mode="bilinear", align_corners=False)  # noqa: E731
+    return {
+        "style_distance": style_distance(extractor, image, None, painting),
+        "structure": structure(image, photo, mask),
+        "colour_distance": colour_distance(image[0].flatten(1).T, painting[0].flatten(1).T),
+        "speckle": busyness(up(image)) / busyness(up(painting)),
+    }
+
+
+def classic_gatys(photo: torch.Tensor, painting: torch.Tensor, iterations: int = 200) -> torch.Tensor:
+    """Gatys et al. with the offline VGG16: L-BFGS (history 50) from the photo; loss = content
+    (relu4_2) + 10⁴ · style (relu1_1 … relu4_1) + 10⁻³ · TV, each a relative squared error."""
+    style_layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
+    extractor, _ = load_backbone("vgg16_hed", [*style_layers, "relu4_2"])
+    with torch.no_grad():
+        content_target = extractor(photo)["relu4_2"]
+        style_targets = {k: gram_matrix(v) for k, v in extractor(painting).items() if k in style_layers}
+    # A flat parameter: the channels-last trunk hands back channels-last gradients, which L-BFGS cannot view.
+    flat = photo.flatten().clone().requires_grad_(True)
+    optimizer = torch.optim.LBFGS([flat], max_iter=iterations, history_size=50)
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        image = flat.view_as(photo)
+        features = extractor(image)
+        content = (features["relu4_2"] - content_target).square().mean() / content_target.square().mean()
+        style = sum(
+            (gram_matrix(features[k]) - t).square().mean() / t.square().mean() for k, t in style_targets.items()
+        ) / len(style_layers)
+        tv = total_variation([image[0].permute(1, 2, 0)])
+        loss = content + 1e4 * style + 1e-3 * tv
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return flat.detach().view_as(photo).clamp(0, 1)
+
+
+def pixel_cache(height: int, width: int, size: int) -> ViewCache:
+    """One frontal 'view' of a ``height × width`` image centred in a ``size²`` frame, each pixel reading
+    exactly one texel: mesh-style's objective and optimiser then act on the image's pixels."""
+    mask = torch.zeros(1, size, size, dtype=torch.bool)
+    top, left = (size - height) // 2, (size - width) // 2
+    mask[0, top : top + height, left : left + width] = True
+    count = height * width
+    index = torch.arange(count, dtype=torch.int32)[:, None].expand(count, 4).contiguous()
+    return ViewCache(
+        mask=mask,
+        pixel=mask.flatten(1).nonzero()[:, 1],
+        index=index,
+        weight=torch.tensor([1.0, 0.0, 0.0, 0.0]).expand(count, 4).contiguous(),
+        shading=torch.ones(count),
+        start=torch.tensor([0, count]),
+        footprint=torch.ones(1),
+    )
+
+
+def own_objective_2d(photo: torch.Tensor, painting: torch.Tensor, cfg: DictConfig) -> torch.Tensor:
+    """mesh-style's losses, weights, parametrisation and optimiser, on the photo's pixels."""
+    _, _, height, width = photo.shape
+    layers = sorted({*cfg.loss.style_layers, cfg.loss.content_layer})
+    extractor, _ = load_backbone("vgg16_hed", layers)
+    cache = pixel_cache(height, width, cfg.render.image_size)
+    image = photo[0].permute(1, 2, 0).contiguous()
+    background = torch.tensor(list(cfg.render.background))
+    objective = build_objective(extractor, painting, image.reshape(-1, 3), cache, cfg.loss, background)
+    texels, _ = optimize([image], objective, cache, cfg.loss, cfg.optim, 1, cfg.seed)
+    return texels.view(height, width, 3).permute(2, 0, 1)[None]
+
+
+def render_pair(cfg: DictConfig, source: Path, result: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """Held-out views of the original and the result at twice the training size: ``(N, 3, H, W)`` each."""
+    _, held_out = sample_views(cfg.views, cfg.seed)
+    render_cfg = compose_cfg([f"render.image_size={2 * cfg.render.image_size}"]).render
+    out = []
+    for path in (source, result):
+        mesh = load_mesh(compose_cfg([f"mesh.path={path}"]).mesh)
+        cache = render_cache(mesh, held_out, render_cfg, torch.device("cpu"))
+        out.append(shade(mesh.layout.flatten(mesh.textures), cache, torch.ones(3)))
+    return out[0], out[1]
+
+
+def sheet_row(label: str, images: list[torch.Tensor], painting: torch.Tensor, height: int) -> Image.Image:
+    """One labelled row: images (each ``(3, h, w)``) then the painting, all ``height`` pixels high."""
+    tiles = [tensor_to_pil(im.permute(1, 2, 0)) for im in images] + [tensor_to_pil(painting[0].permute(1, 2, 0))]
+    tiles = [t.resize((max(1, round(t.width * height / t.height)), height), Image.Resampling.LANCZOS) for t in tiles]
+    row = Image.new("RGB", (sum(t.width for t in tiles) + 4 * len(tiles), height + 18), "white")
+    ImageDraw.Draw(row).text((2, 2), label, fill="black")
+    x = 0
+    for tile in tiles:
+        row.paste(tile, (x, 18))
+        x += tile.width + 4
+    return row
+
+
+def stack(rows: list[Image.Image]) -> Image.Image:
+    sheet = Image.new("RGB", (max(r.width for r in rows), sum(r.height for r in rows) + 6 * len(rows)), "white")
+    y = 0
+    for row in rows:
+        sheet.paste(row, (0, y))
+        y += row.height + 6
+    return sheet
+
+
+def fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
+    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated, of default, fast")
+    parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "quality")
+    parser.add_argument("--no-2d", action="store_true", help="skip the 2D references of the plane cases")
+    parser.add_argument("overrides", nargs="*", help="extra config overrides for every run")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    log.setLevel(logging.INFO)
+    reuse_freed_memory()
+    torch.manual_seed(0)
+    if not SHARED.is_dir():
+        sys.exit(f"quality: {SHARED} not found: the benchmark reads its inputs from ../shared/data")
+    figure_extractor, _ = load_backbone("vgg16_hed", FIGURE_LAYERS)
+
+    results, rows = [], []
+    for case in args.cases.split(","):
+        mesh_rel, painting_rel = CASES[case]
+        mesh_path, painting_path = SHARED / mesh_rel, SHARED / painting_rel
+        plane = case.startswith("plane")
+        if plane:
+            mesh_path = make_plane(mesh_path, args.out / "inputs" / f"{case}.glb")
+        for config in args.configs.split(","):
+            overrides = [f"mesh.path={mesh_path}", f"style.path={painting_path}", "backbone.name=vgg16_hed"]
+            overrides += (PLANE_VIEWS if plane else []) + CONFIGS[config] + args.overrides
+            cfg = compose_cfg(overrides)
+            out = args.out / f"{case}-{config}"
+            start = time.perf_counter()
+            metrics = run(cfg, out)
+            seconds = time.perf_counter() - start
+            entry = {"case": case, "config": config, "seconds": round(seconds, 1), **metrics["quality"]}
+            painting = load_style(cfg.style)
+            original, result = render_pair(cfg, mesh_path, out / f"{mesh_path.stem}_stylized.glb")
+            rows.append(sheet_row(f"{case} {config}: original", list(original), painting, 2 * cfg.render.image_size))
+            rows.append(sheet_row(f"{case} {config}: result", list(result), painting, 2 * cfg.render.image_size))
+            if plane:
+                # The texture at the scale the renders see it, beside the 2D references at that scale.
+                width = plane_pixels(cfg)
+                photo = pil_to_tensor(resize_long_side(read_image(SHARED / mesh_rel, "photo", "-"), width)).permute(2, 0, 1)[None]
+                texture = pil_to_tensor(read_image(out / f"{mesh_path.stem}_stylized.png", "texture", "-"))
+                texture = F.interpolate(texture.permute(2, 0, 1)[None], size=photo.shape[-2:], mode="bilinear", antialias=True)
+                entry["texture_2d"] = image_figures(texture, photo, painting, figure_extractor)
+                if not args.no_2d:
+                    images = {"gatys_2d": classic_gatys(photo, painting), "own_objective_2d": own_objective_2d(photo, painting, cfg)}
+                    for name, image in images.items():
+                        entry[name] = image_figures(image, photo, painting, figure_extractor)
+                    rows.append(sheet_row(f"{case} {config}: photo, mesh-style texture, 2D Gatys, own objective in 2D",
+                                          [photo[0], texture[0], images["gatys_2d"][0], images["own_objective_2d"][0]],
+                                          painting, 2 * photo.shape[-2]))
+            results.append(entry)
+            log.info("%s %s: %s", case, config, json.dumps(entry))
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / "quality.json").write_text(json.dumps(results, indent=2))
+            stack(rows).save(args.out / "contact_sheet.png")
+
+    print(table(results))
+
+
+def table(results: list[dict]) -> str:
+    lines = [
+        "| case | config | style distance (original → result) | style gain | structure | colour distance (original → result) | speckle | s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for e in results:
+        o, r = e["original"], e["result"]
+        lines.append(
+            f"| {e['case']} | {e['config']} | {fmt(o['style_distance'])} → {fmt(r['style_distance'])} | {fmt(e.get('style_gain'))} "
+            f"| {fmt(r['structure'])} | {fmt(o['colour_distance'])} → {fmt(r['colour_distance'])} | {fmt(r['speckle'])} | {e['seconds']:.0f} |"
+        )
+    planes = [e for e in results if "texture_2d" in e]
+    if planes:
+        lines += ["", "Plane at the scale the renders see it (texture vs 2D references, same network):", "",
+                  "| case | config | image | style distance | structure | colour distance | speckle |", "| --- | --- | --- | --- | --- | --- | --- |"]
+        for e in planes:
+            for name in ("texture_2d", "gatys_2d", "own_objective_2d"):
+                if name in e:
+                    f = e[name]
+                    lines.append(f"| {e['case']} | {e['config']} | {name} | " + " | ".join(fmt(f[k]) for k in FIGURES) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""The quality figures on inputs whose answer is known by hand, and with the real offline VGG16."""
+
+import pytest
+import torch
+
+from conftest import shared_file
+from mesh_style.backbone import load_backbone
+from mesh_style.images import pil_to_tensor, read_image, resize_long_side
+from mesh_style.quality import FIGURE_LAYERS, busyness, colour_distance, fill_background, speckle, structure, style_distance
+
+
+def smooth_image(seed: int = 0, size: int = 48) -> torch.Tensor:
+    """A ``(1, 3, size, size)`` image with structure at the blur's scale."""
+    generator = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(1, 3, 6, 6, generator=generator)
+    return torch.nn.functional.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def test_structure_of_an_image_with_itself_is_one_and_with_its_negative_minus_one():
+    image = smooth_image()
+    mask = torch.ones(1, 48, 48, dtype=torch.bool)
+    assert structure(image, image, mask) == pytest.approx(1.0, abs=1e-5)
+    assert structure(1 - image, image, mask) == pytest.approx(-1.0, abs=1e-5)
+    assert abs(structure(smooth_image(seed=1), image, mask)) < 0.9
+    # A flat original has no layout to keep.
+    assert structure(image, torch.full_like(image, 0.5), mask) is None
+
+
+def test_structure_counts_only_mesh_pixels():
+    image = smooth_image()
+    mask = torch.zeros(1, 48, 48, dtype=torch.bool)
+    mask[:, 8:40, 8:40] = True
+    other = image.clone()
+    other[..., :4, :] = 1 - other[..., :4, :]  # changed only well off the mesh
+    assert structure(other, image, mask) > 0.99
+
+
+def test_colour_distance_by_hand():
+    colours = torch.rand(500, 3, generator=torch.Generator().manual_seed(0))
+    assert colour_distance(colours, colours) == pytest.approx(0.0, abs=1e-6)
+    # Shifting every colour by t moves each projection by <t, θ> for unit θ: |t| along the grey axis.
+    shift = torch.tensor([0.1, 0.1, 0.1])
+    distance = colour_distance(colours + shift, colours)
+    assert 0.0 < distance <= shift.norm().item() + 1e-6
+
+
+def test_speckle_of_a_flat_colour_is_zero_and_noise_is_busier_than_smooth():
+    painting = smooth_image(size=64)
+    mask = torch.ones(1, 64, 64, dtype=torch.bool)
+    assert speckle(torch.full((1, 3, 64, 64), 0.3), mask, painting) == 0.0
+    noise = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    assert speckle(noise, mask, painting) > 10 * speckle(smooth_image(seed=3, size=64), mask, painting)
+
+
+def test_busyness_ignores_the_silhouette_edge():
+    image = torch.zeros(1, 3, 32, 32)
+    image[:, 0] = 1.0  # red mesh on a black background: a strong chroma edge at the silhouette only
+    mask = torch.zeros(1, 32, 32, dtype=torch.bool)
+    mask[:, 8:24, 8:24] = True
+    image[~mask[:, None].expand_as(image)] = 0.0
+    assert busyness(image, mask) == 0.0
+
+
+def test_fill_background_uses_the_mean_mesh_colour():
+    image = torch.zeros(1, 3, 4, 4)
+    image[0, :, :2] = torch.tensor([0.2, 0.4, 0.6])[:, None, None]
+    mask = torch.zeros(1, 4, 4, dtype=torch.bool)
+    mask[0, :2] = True
+    filled = fill_background(image, mask)
+    assert torch.allclose(filled, torch.tensor([0.2, 0.4, 0.6]).view(1, 3, 1, 1).expand(1, 3, 4, 4))
+
+
+@pytest.mark.slow
+def test_style_distance_with_the_offline_vgg16_on_a_real_painting():
+    painting_image = read_image(shared_file("styles/starry_night.jpg"), "painting", "-")
+    photo_image = read_image(shared_file("photos/golden_gate.jpg"), "photo", "-")
+    painting = pil_to_tensor(resize_long_side(painting_image, 128)).permute(2, 0, 1)[None]
+    photo = pil_to_tensor(photo_image.resize((painting.shape[-1], painting.shape[-2]))).permute(2, 0, 1)[None]
+    extractor, _ = load_backbone("vgg16_hed", FIGURE_LAYERS)
+    assert style_distance(extractor, painting, None, painting) == pytest.approx(0.0, abs=1e-6)
+    to_photo = style_distance(extractor, photo, None, painting)
+    half_way = style_distance(extractor, 0.5 * photo + 0.5 * painting, None, painting)
+    assert 0 < half_way < to_photo
