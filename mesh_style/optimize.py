@@ -11,7 +11,7 @@ from mesh_style.backbone import VGGFeatures
 from mesh_style.errors import MeshStyleError
 from mesh_style.losses import ContentLoss, StyleLoss, gram_matrix, total_variation, widened
 from mesh_style.shader import ViewCache, shade
-from mesh_style.textures import TexturePyramid
+from mesh_style.textures import TextureLayout, TexturePyramid, texel_footprint
 
 
 class Objective(nn.Module):
@@ -93,6 +93,8 @@ def check_optim_config(cfg: DictConfig) -> None:
         raise MeshStyleError(f"optim.lr={cfg.lr} must be > 0")
     if cfg.pyramid_levels < 1:
         raise MeshStyleError(f"optim.pyramid_levels={cfg.pyramid_levels} must be >= 1 (1 = one level)")
+    if not cfg.texels_per_pixel > 0:
+        raise MeshStyleError(f"optim.texels_per_pixel={cfg.texels_per_pixel} must be > 0 (1 = as fine as the renders)")
     if not 0 < cfg.level_decay <= 1:
         raise MeshStyleError(f"optim.level_decay={cfg.level_decay} must be in (0, 1] (1 = every level at full speed)")
 
@@ -103,7 +105,7 @@ class TextureOptimizer:
     Args:
         images: initial ``(H_m, W_m, 3)`` textures, on the device of the objective.
         objective: losses of rendered views.
-        footprint: ``(M,)`` texels per rendered pixel side of each texture (``ViewCache.footprint``).
+        footprint: ``(T,)`` texels per rendered pixel side of every texel (:func:`texel_footprint`).
         loss_cfg: the ``loss`` group (weights).
         cfg: the ``optim`` group (lr, pyramid_levels, level_decay).
     """
@@ -112,7 +114,7 @@ class TextureOptimizer:
         self, images: list[torch.Tensor], objective: Objective, footprint: torch.Tensor, loss_cfg: DictConfig, cfg: DictConfig
     ) -> None:
         check_optim_config(cfg)
-        self.pyramid = TexturePyramid(images, cfg.pyramid_levels, footprint, cfg.level_decay)
+        self.pyramid = TexturePyramid(images, cfg.pyramid_levels, footprint, cfg.level_decay, cfg.texels_per_pixel)
         self.optimizer = torch.optim.Adam(self.pyramid.parameters(), lr=cfg.lr)
         self.objective = objective
         self.loss_cfg = loss_cfg
@@ -150,7 +152,9 @@ def optimize(
     Returns:
         The optimised ``(T, 3)`` texels in [0, 1] and the loss history, one dict per step.
     """
-    optimizer = TextureOptimizer(images, objective, cache.footprint, loss_cfg, cfg)
+    layout = TextureLayout(tuple((im.shape[0], im.shape[1]) for im in images))
+    footprint = texel_footprint(cache.index, cache.weight, cache.footprint, layout.num_texels)
+    optimizer = TextureOptimizer(images, objective, footprint, loss_cfg, cfg)
     generator = torch.Generator().manual_seed(seed)
     history: list[dict[str, float]] = []
     # disable=None: a progress bar on a terminal, none in logs and pipes.

@@ -59,14 +59,35 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def resize_texture(texture: torch.Tensor, size: int | None) -> torch.Tensor:
-    """``(H, W, 3)`` → ``(size, size, 3)`` (bilinear, antialiased); ``None`` keeps it."""
-    if size is None or texture.shape[:2] == (size, size):
+#: ``optim.texture_size=auto`` enlarges textures up to this size.
+AUTO_TEXTURE_MAX = 2048
+
+
+def resize_texture(texture: torch.Tensor, size: tuple[int, int] | int | None) -> torch.Tensor:
+    """``(H, W, 3)`` → ``(size, size, 3)`` or ``(*size, 3)`` (bilinear, antialiased); ``None`` keeps it."""
+    size = (size, size) if isinstance(size, int) else size
+    if size is None or texture.shape[:2] == size:
         return texture
-    if not 8 <= size <= 8192:
-        raise MeshStyleError(f"optim.texture_size={size} must be between 8 and 8192 (or null to keep the original)")
-    image = F.interpolate(texture.permute(2, 0, 1)[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    if not all(8 <= side <= 8192 for side in size):
+        raise MeshStyleError(f"optim.texture_size={size[0]} must be between 8 and 8192, auto, or null to keep the original")
+    image = F.interpolate(texture.permute(2, 0, 1)[None], size=size, mode="bilinear", antialias=True, align_corners=False)
     return image[0].permute(1, 2, 0).clamp(0, 1).contiguous()
+
+
+def matched_sizes(mesh: Mesh, cache: ViewCache) -> list[tuple[int, int]]:
+    """``optim.texture_size=auto``: each texture enlarged (never shrunk, at most
+    :data:`AUTO_TEXTURE_MAX` on its long side) until its median rendered pixel covers at least one
+    texel. Coarser textures show each texel as a block of pixels, which the style loss fills with
+    hard-edged strokes; finer ones are handled by the level of detail (``TexturePyramid``)."""
+    offsets = torch.tensor(mesh.layout.offsets + (mesh.layout.num_texels,), device=cache.index.device)
+    material = torch.bucketize(cache.index[:, 0].long(), offsets, right=True) - 1
+    sizes = []
+    for m, (height, width) in enumerate(mesh.layout.sizes):
+        seen = cache.footprint[material == m]
+        scale = 1.0 / seen.median().item() if len(seen) else 1.0
+        scale = min(max(scale, 1.0), AUTO_TEXTURE_MAX / max(height, width))
+        sizes.append((max(height, round(height * scale)), max(width, round(width * scale))))
+    return sizes
 
 
 def render_cache(mesh: Mesh, views: Views, cfg: DictConfig, device: torch.device) -> ViewCache:
@@ -164,12 +185,17 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
 
     with timer("load"):
         mesh = load_mesh(cfg.mesh)
-        mesh = dataclasses.replace(mesh, textures=[resize_texture(t, cfg.optim.texture_size) for t in mesh.textures])
+        if cfg.optim.texture_size != "auto":
+            mesh = dataclasses.replace(mesh, textures=[resize_texture(t, cfg.optim.texture_size) for t in mesh.textures])
         style_image = load_style(cfg.style).to(device)
         bank, held_out = sample_views(cfg.views, cfg.seed)
 
     with timer("rasterize"):
         cache = render_cache(mesh, bank.cat(held_out), cfg.render, device)
+        if cfg.optim.texture_size == "auto" and (sizes := matched_sizes(mesh, cache)) != list(mesh.layout.sizes):
+            log.info("textures enlarged to %s to match the renders (optim.texture_size=auto)", sizes)
+            mesh = dataclasses.replace(mesh, textures=[resize_texture(t, s) for t, s in zip(mesh.textures, sizes)])
+            cache = render_cache(mesh, bank.cat(held_out), cfg.render, device)
         train_cache = cache.select(slice(0, len(bank)))
 
     with timer("targets"):

@@ -32,8 +32,8 @@ class ViewCache:
         weight: ``(P, 4)`` float32 tap weights, summing to 1 per row.
         shading: ``(P,)`` float32 ambient + diffuse light factor.
         start: ``(N + 1,)`` int64 first row of each view, and ``P``.
-        footprint: ``(M,)`` float32, per material: the median side, in texels, of the patch of
-            texture a pixel covers (> 1: the texture is finer than these renders can teach).
+        footprint: ``(P,)`` float32 side, in texels, of the patch of texture each pixel covers
+            (> 1: the texture is finer there than these renders can teach).
     """
 
     mask: torch.Tensor
@@ -61,7 +61,7 @@ class ViewCache:
             weight=self.weight[rows],
             shading=self.shading[rows],
             start=torch.cat([counts.new_zeros(1), counts.cumsum(0)]),
-            footprint=self.footprint,
+            footprint=self.footprint[rows],
         )
 
 
@@ -72,8 +72,9 @@ def interpolate(fragments: Fragments, faces: torch.Tensor, attribute: torch.Tens
     return (fragments.bary[mask].unsqueeze(-1) * corners).sum(1)
 
 
-def texel_footprint(uv: torch.Tensor, material: torch.Tensor, mask: torch.Tensor, sizes: list[tuple[int, int]]) -> torch.Tensor:
-    """Median texels per pixel side of each material, from the UV derivatives between neighbours.
+def pixel_footprint(uv: torch.Tensor, material: torch.Tensor, mask: torch.Tensor, sizes: list[tuple[int, int]]) -> torch.Tensor:
+    """Texels per pixel side at every mesh pixel: ``sqrt |det J|`` of the UV Jacobian in texels,
+    from differences with the right and lower neighbours.
 
     Args:
         uv: ``(P, 2)`` texture coordinates of the mesh pixels of ``mask``.
@@ -82,25 +83,32 @@ def texel_footprint(uv: torch.Tensor, material: torch.Tensor, mask: torch.Tensor
         sizes: ``(H_m, W_m)`` of every material's texture.
 
     Returns:
-        ``(M,)``; 1 for a material no pixel pair measures.
+        ``(P,)``; pixels without both neighbours on the same material, or across a UV seam (a jump
+        of over a tenth of the texture), take their view's median.
     """
     scale = torch.tensor(sizes, dtype=uv.dtype, device=uv.device).flip(1)[material]  # (P, 2) as (W, H)
-    dense = uv.new_full((*mask.shape, 2), float("nan"))
-    dense[mask] = uv * scale
-    owner = torch.full(mask.shape, -1, dtype=torch.long, device=uv.device)
-    owner[mask] = material
-    du = dense[:, :-1, 1:] - dense[:, :-1, :-1]  # along x, (N, H-1, W-1, 2)
-    dv = dense[:, 1:, :-1] - dense[:, :-1, :-1]  # along y
+    n, height, width = mask.shape
+    dense = uv.new_zeros(n, height + 1, width + 1, 2)
+    dense[:, :height, :width][mask] = uv * scale
+    owner = torch.full((n, height + 1, width + 1), -1, dtype=torch.long, device=uv.device)
+    owner[:, :height, :width][mask] = material
+    here, right, down = dense[:, :height, :width], dense[:, :height, 1:], dense[:, 1:, :width]
+    du, dv = right - here, down - here
     area = (du[..., 0] * dv[..., 1] - du[..., 1] * dv[..., 0]).abs()
-    same = (owner[:, :-1, 1:] == owner[:, :-1, :-1]) & (owner[:, 1:, :-1] == owner[:, :-1, :-1])
-    here = owner[:, :-1, :-1]
-    result = torch.ones(len(sizes))
-    for m in range(len(sizes)):
-        # UV seams make a few huge jumps; the median ignores them.
-        values = area[same & (here == m) & area.isfinite()]
-        if len(values):
-            result[m] = values.median().sqrt().clamp_min(1e-3).item()
-    return result
+    limit = 0.1 * scale.max()
+    valid = (
+        (owner[:, :height, 1:] == owner[:, :height, :width])
+        & (owner[:, 1:, :width] == owner[:, :height, :width])
+        & (du.abs().amax(-1) < limit)
+        & (dv.abs().amax(-1) < limit)
+        & mask
+    )
+    footprint = area.sqrt()
+    for view in range(n):
+        measured = footprint[view][valid[view]]
+        fallback = measured.median() if len(measured) else footprint.new_tensor(1.0)
+        footprint[view] = torch.where(valid[view], footprint[view], fallback)
+    return footprint[mask].clamp_min(1e-3)
 
 
 def build_view_cache(
@@ -121,7 +129,7 @@ def build_view_cache(
     uv = interpolate(fragments, faces, mesh.verts_uvs.to(device))
     material = mesh.face_material.to(device)[fragments.pix_to_face[mask]]
     taps, tap_weight = bilinear_taps(uv, material, mesh.layout)
-    footprint = texel_footprint(uv, material, mask, list(mesh.layout.sizes))
+    footprint = pixel_footprint(uv, material, mask, list(mesh.layout.sizes))
 
     # Headlight: the light sits at the camera, so a face is brightest when it faces the viewer.
     # |n·v| lights both sides alike, which keeps meshes with flipped normals usable.
@@ -141,7 +149,7 @@ def build_view_cache(
         weight=tap_weight[order],
         shading=(cfg.ambient + cfg.diffuse * lambert)[order],
         start=torch.cat([counts.new_zeros(1), counts.cumsum(0)]).cpu(),
-        footprint=footprint,
+        footprint=footprint[order],
     )
 
 

@@ -10,6 +10,7 @@ centres sit at ``(i + 0.5) / W``, and UVs outside [0, 1] wrap around (REPEAT).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -83,48 +84,75 @@ def gather_bilinear(texels: torch.Tensor, index: torch.Tensor, weight: torch.Ten
     return (taps * weight.unsqueeze(-1)).sum(-2)
 
 
-class TexturePyramid(nn.Module):
-    """Textures as ``sigmoid(Σ_k upsample(level_k))``: a pyramid of logits, learned.
+def texel_footprint(index: torch.Tensor, weight: torch.Tensor, footprint: torch.Tensor, num_texels: int) -> torch.Tensor:
+    """Texels per pixel side of the finest pixel that reads each texel: ``(T,)``, 1 where none does.
 
-    The finest level is only as fine as the renders can teach: a texture with ``footprint`` texels
-    per rendered pixel (side) gets a finest level ``footprint`` times smaller, which starts as the
-    original area-averaged to that size. A finer level would be read sparsely by the bilinear
-    taps, and Adam, which scales every parameter's step to the same size, would grow noise in the
-    texels the renders barely see (speckle at close range). Each coarser level is half the size of
-    the one before, starts at zero and is scaled by ``decay``: its steps move whole regions, and at
-    full speed they wash the original's layout away. The levels are upsampled bilinearly to the
-    texture's size, so the result is smooth at any distance; the sigmoid keeps texels in [0, 1]
-    with a gradient everywhere.
+    Args:
+        index, weight: ``(P, 4)`` bilinear taps of cached pixels.
+        footprint: ``(P,)`` texels per pixel side of each pixel (``ViewCache.footprint``).
+        num_texels: ``T``.
+    """
+    read = weight > 0
+    finest = footprint.new_full((num_texels,), float("inf"))
+    finest.scatter_reduce_(0, index[read].long(), footprint[:, None].expand_as(index)[read], "amin")
+    return torch.where(finest.isinf(), torch.ones_like(finest), finest)
+
+
+class TexturePyramid(nn.Module):
+    """Textures as logits, learned, each texel shown at the level of detail the renders teach.
+
+    Every texel has a footprint: the side, in texels, of the finest rendered pixel that reads it
+    (:func:`texel_footprint`). Where it is ``f > 1`` the renders cannot tell the texels of an
+    ``f × f`` patch apart, and Adam, which scales every parameter's step to the same size, would
+    grow noise there that the training renders never see (speckle at close range). So the texture
+    is composed per texel from a mip chain of the logits (box-averaged, upsampled bilinearly)
+    at level ``log2 f``, blended between the two nearest levels: it varies only as finely as the
+    renders can teach, at every place of the atlas (UV islands of one texture often differ several
+    times in texel density), and stays smooth at any distance. A bilinear lookup of it is a
+    trilinear mip read, free of aliasing.
+
+    Optional coarser levels (``levels > 1``), half the size each, start at zero and add to the
+    logits scaled by ``decay ** k``: their steps move whole regions (large strokes), and at full
+    speed they wash the original's layout away. The sigmoid keeps texels in [0, 1] with a
+    gradient everywhere.
 
     Args:
         images: initial ``(H_m, W_m, 3)`` textures in [0, 1].
-        levels: pyramid depth (at least 1).
-        footprint: ``(M,)`` texels per pixel side of every texture (see
-            :func:`~mesh_style.shader.texel_footprint`); at most 1 keeps the finest level full-size.
-        decay: scale of each level relative to the next finer one.
-        min_size: the coarsest level is at least this many texels on its short side.
+        levels: 1 + the number of coarse offset levels.
+        footprint: ``(T,)`` texels per pixel side of every texel (flat, as the layout).
+        decay: scale of each coarse level relative to the next finer one.
+        texels_per_pixel: detail kept per rendered pixel side (1: as fine as the renders).
+        min_size: no level is smaller than this on its short side.
     """
 
     #: Initial values are kept this far from 0 and 1, where the logit is infinite.
     EPS = 1e-3
 
     def __init__(
-        self, images: list[torch.Tensor], levels: int, footprint: torch.Tensor, decay: float = 1.0, min_size: int = 4
+        self,
+        images: list[torch.Tensor],
+        levels: int,
+        footprint: torch.Tensor,
+        decay: float = 1.0,
+        texels_per_pixel: float = 1.0,
+        min_size: int = 4,
     ) -> None:
         super().__init__()
         self.layout = TextureLayout(tuple((im.shape[0], im.shape[1]) for im in images))
         self.params = nn.ParameterList()
         self.scales: list[list[float]] = []
-        for m, image in enumerate(images):
+        self.mips: list[int] = []  # mip levels used by each texture
+        for m, (image, f) in enumerate(zip(images, self.layout.unflatten(footprint[:, None]))):
             height, width, _ = image.shape
-            shrink = max(1.0, float(footprint[m]))
-            size = (max(1, round(height / shrink)), max(1, round(width / shrink)))
-            finest = F.interpolate(image.permute(2, 0, 1)[None], size=size, mode="area")
-            self.params.append(nn.Parameter(torch.logit(finest.clamp(self.EPS, 1 - self.EPS))))
-            scales = [1.0]
-            size = (size[0] // 2, size[1] // 2)
+            deepest = max(0, int(math.log2(min(height, width) / min_size)))
+            lod = torch.log2((f[..., 0] / texels_per_pixel).clamp_min(1.0)).clamp_max(deepest)
+            self.register_buffer(f"lod_{m}", lod)
+            self.mips.append(math.ceil(lod.max().item()) + 1)
+            logits = torch.logit(image.clamp(self.EPS, 1 - self.EPS)).permute(2, 0, 1)[None]
+            self.params.append(nn.Parameter(logits.clone()))
+            scales, size = [1.0], (height // 2, width // 2)
             while len(scales) < levels and min(size) >= min_size:
-                self.params.append(nn.Parameter(finest.new_zeros(1, finest.shape[1], *size)))
+                self.params.append(nn.Parameter(logits.new_zeros(1, logits.shape[1], *size)))
                 scales.append(decay ** len(scales))
                 size = (size[0] // 2, size[1] // 2)
             self.scales.append(scales)
@@ -132,8 +160,16 @@ class TexturePyramid(nn.Module):
     def images(self) -> list[torch.Tensor]:
         """The composed ``(H_m, W_m, 3)`` textures in [0, 1]."""
         out, params = [], iter(self.params)
-        for scales, size in zip(self.scales, self.layout.sizes):
-            logits = sum(scale * _resize(next(params), size) for scale in scales)
+        for m, (scales, mips, size) in enumerate(zip(self.scales, self.mips, self.layout.sizes)):
+            lod, level = getattr(self, f"lod_{m}"), next(params)
+            logits = 0.0
+            for mip in range(mips):
+                if mip:
+                    level = F.avg_pool2d(level, 2, ceil_mode=True)
+                hat = (1 - (lod - mip).abs()).clamp_min(0)  # linear blend between neighbouring levels
+                logits = logits + hat * _resize(level, size)
+            for scale in scales[1:]:
+                logits = logits + scale * _resize(next(params), size)
             out.append(torch.sigmoid(logits)[0].permute(1, 2, 0))
         return out
 

@@ -42,6 +42,7 @@ from mesh_style.backbone import PRECISIONS, load_backbone, parse_layer  # noqa: 
 from mesh_style.mesh import Mesh, load_mesh  # noqa: E402
 from mesh_style.allocator import reuse_freed_memory  # noqa: E402
 from mesh_style.optimize import TextureOptimizer, build_objective  # noqa: E402
+from mesh_style.textures import texel_footprint  # noqa: E402
 from mesh_style.rasterizer import rasterize_pytorch3d  # noqa: E402
 from mesh_style.run import render_cache  # noqa: E402
 from mesh_style.shader import build_view_cache  # noqa: E402
@@ -134,7 +135,8 @@ def our_step_seconds(mesh: Mesh, size: int, per_step: int, pairs: int, dtype: to
     """Seconds per optimisation step, seconds of VGG forward+backward alone on a batch of the same
     size, and the median ratio of the two, from ``pairs`` steps each timed next to one VGG pass."""
     cfg, _, cache, extractor, objective = step_setup(mesh, size, per_step, dtype)
-    optimizer = TextureOptimizer(mesh.textures, objective, cache.footprint, cfg.loss, cfg.optim)
+    footprint = texel_footprint(cache.index, cache.weight, cache.footprint, mesh.layout.num_texels)
+    optimizer = TextureOptimizer(mesh.textures, objective, footprint, cfg.loss, cfg.optim)
     view_ids = torch.arange(per_step)
     images = torch.rand(per_step, 3, size, size, requires_grad=True)
     deepest = max((layer for layer in extractor.layers if layer != "rgb"), key=parse_layer)

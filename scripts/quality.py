@@ -147,7 +147,7 @@ def pixel_cache(height: int, width: int, size: int) -> ViewCache:
         weight=torch.tensor([1.0, 0.0, 0.0, 0.0]).expand(count, 4).contiguous(),
         shading=torch.ones(count),
         start=torch.tensor([0, count]),
-        footprint=torch.ones(1),
+        footprint=torch.ones(count),
     )
 
 

@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from mesh_style.textures import TextureLayout, TexturePyramid, bilinear_taps, gather_bilinear
+from mesh_style.textures import TextureLayout, TexturePyramid, bilinear_taps, gather_bilinear, texel_footprint
 
 
 def _sample(texture: torch.Tensor, uv: list[list[float]]) -> torch.Tensor:
@@ -49,8 +49,8 @@ def test_layout_of_several_materials_round_trips():
 
 def test_pyramid_starts_at_the_texture_and_stays_in_range():
     image = torch.rand(32, 16, 3) * 0.98 + 0.01
-    pyramid = TexturePyramid([image], levels=4, footprint=torch.ones(1))
-    assert [tuple(p.shape[-2:]) for p in pyramid.params] == [(32, 16), (16, 8), (8, 4), (4, 2)][: len(pyramid.params)]
+    pyramid = TexturePyramid([image], levels=4, footprint=torch.ones(32 * 16))
+    assert [tuple(p.shape[-2:]) for p in pyramid.params] == [(32, 16), (16, 8), (8, 4)]
     assert torch.allclose(pyramid(), image.reshape(-1, 3), atol=1e-5)
     with torch.no_grad():
         for p in pyramid.params:
@@ -64,41 +64,45 @@ def checker_noise(size: int = 64) -> torch.Tensor:
     return torch.rand(size, size, 3, generator=torch.Generator().manual_seed(0)) * 0.9 + 0.05
 
 
-def test_a_texture_finer_than_the_renders_starts_box_filtered_at_4x_minification():
-    """footprint=4 (four texels per rendered pixel side): what a pixel-centre lookup of the
-    composed texture reads at 4× minification is the box-filtered (4×4 average) original, not
-    the one texel it happens to hit, so the renders see no aliasing."""
+def test_a_texture_finer_than_the_renders_reads_box_filtered_at_4x_minification():
+    """Footprint 4 (four texels per rendered pixel side): what a pixel-centre lookup of the composed
+    texture reads at 4× minification is the box-filtered (4×4 average) original, not the one texel
+    it happens to hit, so the renders see no aliasing."""
     image = checker_noise()
-    pyramid = TexturePyramid([image], levels=3, footprint=torch.tensor([4.0]))
-    assert tuple(pyramid.params[0].shape[-2:]) == (16, 16)
+    pyramid = TexturePyramid([image], levels=1, footprint=torch.full((64 * 64,), 4.0))
     composed = pyramid.images()[0].detach()
-    pixel_centres = composed[1::4, 1::4] / 2 + composed[2::4, 2::4] / 2  # the texture's 16² pixel-centre reads
+    pixel_centres = (composed[1::4, 1::4] + composed[2::4, 2::4] + composed[1::4, 2::4] + composed[2::4, 1::4]) / 4
     box = F.avg_pool2d(image.permute(2, 0, 1)[None], 4)[0].permute(1, 2, 0)
     point_sampled = image[1::4, 1::4]
     error = (pixel_centres - box).abs().mean()
-    assert error < 0.03, error
-    assert (point_sampled - box).abs().mean() > 5 * error  # what a naive 4× minification reads
+    assert error < 0.05, error
+    assert (point_sampled - box).abs().mean() > 3 * error  # what a naive 4× minification reads
 
 
-def test_learned_detail_is_no_finer_than_the_renders():
-    """Whatever the optimiser does to the levels, a texture with footprint 4 varies smoothly from
-    texel to texel (bilinear between levels), while footprint 1 lets single texels move."""
+def test_level_of_detail_follows_each_texels_footprint():
+    """One texture, two islands: where the renders see four texels per pixel, the learned texture
+    varies smoothly whatever the optimiser does; where they see one, single texels move."""
+    footprint = torch.ones(64, 64)
+    footprint[:, 32:] = 4.0
+    pyramid = TexturePyramid([torch.full((64, 64, 3), 0.5)], levels=1, footprint=footprint.flatten())
+    with torch.no_grad():
+        pyramid.params[0].add_(torch.randn(pyramid.params[0].shape, generator=torch.Generator().manual_seed(1)))
+    texture = pyramid.images()[0].permute(2, 0, 1)[None]
+    laplacian = F.conv2d(texture.flatten(0, 1)[:, None], torch.tensor([[[[0.0, 1, 0], [1, -4, 1], [0, 1, 0]]]])).abs()
+    fine, coarse = laplacian[..., :, :28].mean(), laplacian[..., :, 36:].mean()
+    assert coarse < 0.1 * fine
 
-    def busiest(footprint: float) -> float:
-        pyramid = TexturePyramid([torch.full((64, 64, 3), 0.5)], levels=2, footprint=torch.tensor([footprint]))
-        with torch.no_grad():
-            for p in pyramid.params:
-                p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(1)))
-        texture = pyramid.images()[0].permute(2, 0, 1)[None]
-        laplacian = F.conv2d(texture.flatten(0, 1)[:, None], torch.tensor([[[[0.0, 1, 0], [1, -4, 1], [0, 1, 0]]]]))
-        return laplacian.abs().mean().item()
 
-    assert busiest(4.0) < 0.1 * busiest(1.0)
+def test_texel_footprint_is_the_finest_pixel_that_reads_each_texel():
+    index = torch.tensor([[0, 1, 2, 3], [2, 3, 4, 5]], dtype=torch.int32)
+    weight = torch.tensor([[0.25, 0.25, 0.25, 0.25], [0.5, 0.5, 0.0, 0.0]])
+    footprint = texel_footprint(index, weight, torch.tensor([3.0, 2.0]), 7)
+    assert footprint.tolist() == [3.0, 3.0, 2.0, 2.0, 1.0, 1.0, 1.0]  # 4, 5: weight 0 or unread
 
 
 def test_coarser_levels_are_scaled_by_the_decay():
     image = torch.full((32, 32, 3), 0.5)
-    pyramid = TexturePyramid([image], levels=3, footprint=torch.ones(1), decay=0.5)
+    pyramid = TexturePyramid([image], levels=3, footprint=torch.ones(32 * 32), decay=0.5)
     assert pyramid.scales == [[1.0, 0.5, 0.25]]
     with torch.no_grad():
         pyramid.params[2].fill_(1.0)  # the coarsest level, 8×8
