@@ -61,6 +61,8 @@ def pick_device(name: str) -> torch.device:
 
 #: ``optim.texture_size=auto`` enlarges textures up to this size.
 AUTO_TEXTURE_MAX = 2048
+#: Texels per rendered pixel side above which a run warns that the texture is far finer than the renders.
+FAR_FINER = 4.0
 
 
 def resize_texture(texture: torch.Tensor, size: tuple[int, int] | int | None) -> torch.Tensor:
@@ -197,6 +199,12 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             mesh = dataclasses.replace(mesh, textures=[resize_texture(t, s) for t, s in zip(mesh.textures, sizes)])
             cache = render_cache(mesh, bank.cat(held_out), cfg.render, device)
         train_cache = cache.select(slice(0, len(bank)))
+        if (texels_per_pixel := cache.footprint.median().item()) > FAR_FINER:
+            log.warning(
+                "the textures hold %.1f texels per rendered pixel side: strokes are learned at the renders' "
+                "resolution and detail finer than that is smoothed (raise render.image_size for finer strokes)",
+                texels_per_pixel,
+            )
 
     with timer("targets"):
         layers = sorted({*cfg.loss.style_layers, cfg.loss.content_layer})
