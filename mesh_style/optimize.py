@@ -92,7 +92,7 @@ def check_optim_config(cfg: DictConfig) -> None:
     if not cfg.lr > 0:
         raise MeshStyleError(f"optim.lr={cfg.lr} must be > 0")
     if cfg.pyramid_levels < 1:
-        raise MeshStyleError(f"optim.pyramid_levels={cfg.pyramid_levels} must be >= 1 (1 = one level)")
+        raise MeshStyleError(f"optim.pyramid_levels={cfg.pyramid_levels} must be >= 1 (1 = no coarse levels)")
     if not cfg.texels_per_pixel > 0:
         raise MeshStyleError(f"optim.texels_per_pixel={cfg.texels_per_pixel} must be > 0 (1 = as fine as the renders)")
     if not 0 < cfg.level_decay <= 1:

@@ -67,6 +67,8 @@ FAR_FINER = 4.0
 
 def resize_texture(texture: torch.Tensor, size: tuple[int, int] | int | None) -> torch.Tensor:
     """``(H, W, 3)`` → ``(size, size, 3)`` or ``(*size, 3)`` (bilinear, antialiased); ``None`` keeps it."""
+    if size is not None and not isinstance(size, (int, tuple)):
+        raise MeshStyleError(f"optim.texture_size={size!r}: use auto, null (the original size) or a size in texels")
     size = (size, size) if isinstance(size, int) else size
     if size is None or texture.shape[:2] == size:
         return texture

@@ -84,6 +84,10 @@ def test_bad_inputs(tmp_path, inputs, mesh_arg, style_arg, fragments):
         ("export.formats=[fbx]", ["export.formats"]),
         ("mesh.unwrap.padding=-2", ["mesh.unwrap.padding"]),
         ("optim.texture_size=3", ["optim.texture_size"]),
+        ("optim.texture_size=huge", ["optim.texture_size='huge'", "auto"]),
+        ("optim.texels_per_pixel=0", ["optim.texels_per_pixel"]),
+        ("optim.level_decay=2", ["optim.level_decay"]),
+        ("loss.background=white", ["loss.background='white'", "mean"]),
     ],
 )
 def test_bad_config_values(tmp_path, inputs, override, fragments):
