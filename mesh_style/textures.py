@@ -141,13 +141,14 @@ class TexturePyramid(nn.Module):
         self.layout = TextureLayout(tuple((im.shape[0], im.shape[1]) for im in images))
         self.params = nn.ParameterList()
         self.scales: list[list[float]] = []
-        self.mips: list[int] = []  # mip levels used by each texture
         for m, (image, f) in enumerate(zip(images, self.layout.unflatten(footprint[:, None]))):
             height, width, _ = image.shape
             deepest = max(0, int(math.log2(min(height, width) / min_size)))
             lod = torch.log2((f[..., 0] / texels_per_pixel).clamp_min(1.0)).clamp_max(deepest)
-            self.register_buffer(f"lod_{m}", lod)
-            self.mips.append(math.ceil(lod.max().item()) + 1)
+            mips = math.ceil(lod.max().item()) + 1
+            # Each texel's weight of each mip level: linear between the two levels nearest its lod.
+            hats = torch.stack([(1 - (lod - mip).abs()).clamp_min(0) for mip in range(mips)])
+            self.register_buffer(f"hats_{m}", hats[:, None, None].to(image.dtype))  # (mips, 1, 1, H, W)
             logits = torch.logit(image.clamp(self.EPS, 1 - self.EPS)).permute(2, 0, 1)[None]
             self.params.append(nn.Parameter(logits.clone()))
             scales, size = [1.0], (height // 2, width // 2)
@@ -160,14 +161,13 @@ class TexturePyramid(nn.Module):
     def images(self) -> list[torch.Tensor]:
         """The composed ``(H_m, W_m, 3)`` textures in [0, 1]."""
         out, params = [], iter(self.params)
-        for m, (scales, mips, size) in enumerate(zip(self.scales, self.mips, self.layout.sizes)):
-            lod, level = getattr(self, f"lod_{m}"), next(params)
+        for m, (scales, size) in enumerate(zip(self.scales, self.layout.sizes)):
+            hats, level = getattr(self, f"hats_{m}"), next(params)
             logits = 0.0
-            for mip in range(mips):
+            for mip in range(len(hats)):
                 if mip:
                     level = F.avg_pool2d(level, 2, ceil_mode=True)
-                hat = (1 - (lod - mip).abs()).clamp_min(0)  # linear blend between neighbouring levels
-                logits = logits + hat * _resize(level, size)
+                logits = logits + hats[mip] * _resize(level, size)
             for scale in scales[1:]:
                 logits = logits + scale * _resize(next(params), size)
             out.append(torch.sigmoid(logits)[0].permute(1, 2, 0))
