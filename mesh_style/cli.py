@@ -1,4 +1,5 @@
-"""Command line: ``mesh-style mesh.path=chair.glb style.path=starry_night.jpg [key=value ...]``.
+"""Command line: ``mesh-style mesh.path=chair.glb style.path=starry_night.jpg [key=value ...]``,
+or for short ``mesh-style chair.glb starry_night.jpg [key=value ...]``.
 
 The Hydra entry point is trivial: it calls :func:`mesh_style.run.run`. User errors (bad input,
 bad config value, unknown config key) print one line and exit with status 2, no traceback.
@@ -66,7 +67,43 @@ def check_overrides(args: list[str]) -> None:
         fail(f"{_one_line(error)} (see the keys with: mesh-style --cfg job)")
 
 
+#: Hydra's flags that take the next argument as their value.
+FLAGS_WITH_VALUE = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun"}
+#: Keys that the first and second positional arguments set.
+POSITIONAL_KEYS = ("mesh.path", "style.path")
+
+
+def quoted(value: str) -> str:
+    """``value`` as a Hydra quoted string, so that commas, spaces and brackets in paths stay literal.
+
+    Hydra reads a backslash literally except before a quote or at the end of the string.
+    """
+    escaped = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", value)
+    escaped = re.sub(r"(\\+)$", lambda m: m.group(1) * 2, escaped)
+    return f"'{escaped}'"
+
+
+def expand_positionals(args: list[str]) -> list[str]:
+    """``MESH PAINTING key=value ...`` → ``mesh.path=MESH style.path=PAINTING key=value ...``."""
+    out, positionals, after_flag = [], [], False
+    for arg in args:
+        if after_flag or arg.startswith("-") or "=" in arg or arg.startswith("~"):
+            out.append(arg)
+            after_flag = arg in FLAGS_WITH_VALUE
+        else:
+            positionals.append(arg)
+    if len(positionals) > len(POSITIONAL_KEYS):
+        fail(f"unexpected argument {positionals[len(POSITIONAL_KEYS)]!r} (give MESH and PAINTING first, then key=value overrides)")
+    return [f"{key}={quoted(value)}" for key, value in zip(POSITIONAL_KEYS, positionals)] + out
+
+
 def main() -> None:
     """Console entry point of ``mesh-style`` and ``python -m mesh_style``."""
+    if sys.argv[1:] in (["--version"], ["-V"]):
+        from mesh_style import __version__
+
+        print(f"mesh-style {__version__}")
+        return
+    sys.argv[1:] = expand_positionals(sys.argv[1:])
     check_overrides(sys.argv[1:])
     hydra_main()

@@ -1,4 +1,5 @@
-"""Image I/O shared by the style image, mesh textures and outputs: PIL ↔ ``(H, W, 3)`` float tensors."""
+"""Image I/O shared by the style image, mesh textures and outputs: PIL ↔ ``(H, W, 3)`` float tensors;
+and the colour spaces the losses and quality figures split images into."""
 
 from __future__ import annotations
 
@@ -62,3 +63,14 @@ def image_grid(rows: list[torch.Tensor], gap: int = 4) -> Image.Image:
             y, x = r * (height + gap), c * (width + gap)
             canvas[y : y + height, x : x + width] = image.permute(1, 2, 0).cpu()
     return tensor_to_pil(canvas)
+
+
+def luminance(images: torch.Tensor) -> torch.Tensor:
+    """``(N, 3, H, W)`` RGB → ``(N, H, W)`` Rec. 601 luma."""
+    return 0.299 * images[:, 0] + 0.587 * images[:, 1] + 0.114 * images[:, 2]
+
+
+def chroma(images: torch.Tensor) -> torch.Tensor:
+    """``(N, 3, H, W)`` RGB → ``(N, 2, H, W)`` Cb and Cr (Rec. 601, centred on 0)."""
+    y = luminance(images)
+    return torch.stack([0.564 * (images[:, 2] - y), 0.713 * (images[:, 0] - y)], 1)

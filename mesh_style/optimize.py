@@ -9,8 +9,8 @@ from tqdm import tqdm
 
 from mesh_style.backbone import VGGFeatures
 from mesh_style.errors import MeshStyleError
-from mesh_style.losses import ContentLoss, StyleLoss, gram_matrix, total_variation, widened
-from mesh_style.shader import ViewCache, shade
+from mesh_style.losses import ContentLoss, StyleLoss, chroma_smoothness, gram_matrix, total_variation, widened
+from mesh_style.shader import ViewCache, facing_weighted, shade
 from mesh_style.textures import TextureLayout, TexturePyramid, texel_footprint
 
 
@@ -22,18 +22,27 @@ class Objective(nn.Module):
         style: style loss holding the painting's Gram matrices.
         content: content loss holding features of the original texture for every cached view.
         background: ``(3,)`` colour behind the mesh, or None for each view's mean mesh colour.
+        facing_power: each pixel's gradient is scaled by ``|cos(normal, view)| ** facing_power``
+            (see :func:`~mesh_style.shader.facing_weighted`); 0: every pixel alike.
     """
 
-    def __init__(self, extractor: VGGFeatures, style: StyleLoss, content: ContentLoss, background: torch.Tensor | None) -> None:
+    def __init__(
+        self, extractor: VGGFeatures, style: StyleLoss, content: ContentLoss, background: torch.Tensor | None, facing_power: float = 0.0
+    ) -> None:
         super().__init__()
         self.extractor = extractor
         self.style = style
         self.content = content
         self.register_buffer("background", background)
+        self.facing_power = facing_power
 
     def forward(self, texels: torch.Tensor, cache: ViewCache, view_ids: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Per-view losses ``{"style": (N,), "content": (N,)}`` of views ``view_ids`` of ``cache``."""
-        return self.score(shade(texels, cache.select(view_ids), self.background), view_ids)
+        """Per-view losses ``{"style": (N,), "content": (N,), "chroma": (N,)}`` of views ``view_ids`` of ``cache``."""
+        views = cache.select(view_ids)
+        images = shade(texels, views, self.background)
+        if self.facing_power > 0:
+            images = facing_weighted(images, views, self.facing_power)
+        return {**self.score(images, view_ids), "chroma": chroma_smoothness(images, views.mask)}
 
     def score(self, images: torch.Tensor, view_ids: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-view losses of ``(N, 3, H, W)`` renders of views ``view_ids``."""
@@ -75,6 +84,9 @@ def build_objective(
     ``cfg`` is the ``loss`` config group; ``background`` the render's, used where
     ``cfg.background`` is ``render`` (``mean``: each view's mean mesh colour).
     """
+    for key in ("style_weight", "content_weight", "tv_weight", "chroma_weight", "facing_power"):
+        if not 0 <= cfg[key] < float("inf"):  # also False for NaN
+            raise MeshStyleError(f"loss.{key}={cfg[key]} must be a finite number >= 0 (0 turns it off)")
     if cfg.background not in ("mean", "render"):
         raise MeshStyleError(f"loss.background={cfg.background!r}: use mean or render")
     background = background if cfg.background == "render" else None
@@ -83,7 +95,7 @@ def build_objective(
         cfg.content_layer,
         content_targets(extractor, texels, cache, background, cfg.content_layer, chunk=cfg.eval_chunk),
     )
-    return Objective(extractor, style, content, background)
+    return Objective(extractor, style, content, background, cfg.facing_power)
 
 
 def check_optim_config(cfg: DictConfig) -> None:
@@ -125,11 +137,17 @@ class TextureOptimizer:
         losses = self.objective(texels, cache, view_ids)
         style, content = losses["style"].mean(), losses["content"].mean()
         tv = total_variation(self.pyramid.layout.unflatten(texels))
-        total = self.loss_cfg.style_weight * style + self.loss_cfg.content_weight * content + self.loss_cfg.tv_weight * tv
+        chroma = losses["chroma"].mean()
+        total = (
+            self.loss_cfg.style_weight * style
+            + self.loss_cfg.content_weight * content
+            + self.loss_cfg.tv_weight * tv
+            + self.loss_cfg.chroma_weight * chroma
+        )
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
-        return {"total": total.item(), "style": style.item(), "content": content.item(), "tv": tv.item()}
+        return {"total": total.item(), "style": style.item(), "content": content.item(), "tv": tv.item(), "chroma": chroma.item()}
 
     def texels(self) -> torch.Tensor:
         """The current ``(T, 3)`` texels in [0, 1]."""

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from mesh_style.backbone import VGGFeatures
+from mesh_style.images import chroma, luminance
 
 #: Layers of the offline VGG16 the style distance is measured at (not the ones trained on).
 FIGURE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
@@ -28,17 +29,6 @@ STRUCTURE_SIGMA = 0.015
 #: Random directions of the sliced Wasserstein colour distance, and quantiles compared per direction.
 PROJECTIONS = 64
 QUANTILES = 256
-
-
-def luminance(images: torch.Tensor) -> torch.Tensor:
-    """``(N, 3, H, W)`` RGB → ``(N, H, W)`` Rec. 601 luma."""
-    return 0.299 * images[:, 0] + 0.587 * images[:, 1] + 0.114 * images[:, 2]
-
-
-def chroma(images: torch.Tensor) -> torch.Tensor:
-    """``(N, 3, H, W)`` RGB → ``(N, 2, H, W)`` Cb and Cr (Rec. 601, centred on 0)."""
-    y = luminance(images)
-    return torch.stack([0.564 * (images[:, 2] - y), 0.713 * (images[:, 0] - y)], 1)
 
 
 def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:

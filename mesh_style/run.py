@@ -121,12 +121,12 @@ def quantize(texels: torch.Tensor) -> torch.Tensor:
 def evaluate(
     objective: Objective, texels: torch.Tensor, cache: ViewCache, view_ids: torch.Tensor, chunk: int
 ) -> dict[str, float]:
-    """Mean style and content loss over the views ``view_ids`` of ``cache``."""
-    totals = {"style": 0.0, "content": 0.0}
+    """Mean of each of the objective's losses over the views ``view_ids`` of ``cache``."""
+    totals: dict[str, float] = {}
     with torch.inference_mode():
         for ids in view_ids.split(chunk):
             for name, values in objective(texels, cache, ids).items():
-                totals[name] += values.sum().item()
+                totals[name] = totals.get(name, 0.0) + values.sum().item()
     return {name: total / len(view_ids) for name, total in totals.items()}
 
 

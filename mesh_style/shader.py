@@ -31,6 +31,8 @@ class ViewCache:
         index: ``(P, 4)`` int32 bilinear taps into the flat texel array.
         weight: ``(P, 4)`` float32 tap weights, summing to 1 per row.
         shading: ``(P,)`` float32 ambient + diffuse light factor.
+        facing: ``(P,)`` float32 ``|cos|`` of the angle between the surface normal and the view ray
+            (1: seen head-on, 0: at a grazing angle).
         start: ``(N + 1,)`` int64 first row of each view, and ``P``.
         footprint: ``(P,)`` float32 side, in texels, of the patch of texture each pixel covers
             (> 1: the texture is finer there than these renders can teach).
@@ -41,11 +43,18 @@ class ViewCache:
     index: torch.Tensor
     weight: torch.Tensor
     shading: torch.Tensor
+    facing: torch.Tensor
     start: torch.Tensor
     footprint: torch.Tensor
 
     def __len__(self) -> int:
         return self.mask.shape[0]
+
+    def positions(self) -> torch.Tensor:
+        """``(P,)`` int64 position of each mesh pixel in the ``N·H·W`` pixels of all views."""
+        n, height, width = self.mask.shape
+        views = torch.repeat_interleave(torch.arange(n, device=self.pixel.device), self.start.diff().to(self.pixel.device))
+        return views * (height * width) + self.pixel
 
     def select(self, ids: torch.Tensor | slice) -> "ViewCache":
         """The views ``ids`` (a tensor of view numbers or a slice), in that order."""
@@ -60,6 +69,7 @@ class ViewCache:
             index=self.index[rows],
             weight=self.weight[rows],
             shading=self.shading[rows],
+            facing=self.facing[rows],
             start=torch.cat([counts.new_zeros(1), counts.cumsum(0)]),
             footprint=self.footprint[rows],
         )
@@ -73,8 +83,12 @@ def interpolate(fragments: Fragments, faces: torch.Tensor, attribute: torch.Tens
 
 
 def pixel_footprint(uv: torch.Tensor, material: torch.Tensor, mask: torch.Tensor, sizes: list[tuple[int, int]]) -> torch.Tensor:
-    """Texels per pixel side at every mesh pixel: ``sqrt |det J|`` of the UV Jacobian in texels,
-    from differences with the right and lower neighbours.
+    """Texels per pixel side at every mesh pixel: the largest singular value of the UV Jacobian in
+    texels, from differences with the right and lower neighbours.
+
+    The long axis, not ``sqrt |det J|``: where a pixel is stretched over the texture (grazing
+    angles, anisotropic atlases) detail finer than its long side is skipped by the bilinear read
+    and grows unseen into stripes.
 
     Args:
         uv: ``(P, 2)`` texture coordinates of the mesh pixels of ``mask``.
@@ -94,7 +108,9 @@ def pixel_footprint(uv: torch.Tensor, material: torch.Tensor, mask: torch.Tensor
     owner[:, :height, :width][mask] = material
     here, right, down = dense[:, :height, :width], dense[:, :height, 1:], dense[:, 1:, :width]
     du, dv = right - here, down - here
-    area = (du[..., 0] * dv[..., 1] - du[..., 1] * dv[..., 0]).abs()
+    det = du[..., 0] * dv[..., 1] - du[..., 1] * dv[..., 0]
+    trace = du.square().sum(-1) + dv.square().sum(-1)  # σ₁² + σ₂², while det² = σ₁² σ₂²
+    footprint = ((trace + (trace.square() - 4 * det.square()).clamp_min(0).sqrt()) / 2).sqrt()
     limit = 0.1 * scale.max()
     valid = (
         (owner[:, :height, 1:] == owner[:, :height, :width])
@@ -103,7 +119,6 @@ def pixel_footprint(uv: torch.Tensor, material: torch.Tensor, mask: torch.Tensor
         & (dv.abs().amax(-1) < limit)
         & mask
     )
-    footprint = area.sqrt()
     for view in range(n):
         measured = footprint[view][valid[view]]
         fallback = measured.median() if len(measured) else footprint.new_tensor(1.0)
@@ -148,9 +163,16 @@ def build_view_cache(
         index=taps[order],
         weight=tap_weight[order],
         shading=(cfg.ambient + cfg.diffuse * lambert)[order],
+        facing=lambert[order],
         start=torch.cat([counts.new_zeros(1), counts.cumsum(0)]).cpu(),
         footprint=footprint[order],
     )
+
+
+def pixel_image(values: torch.Tensor, cache: ViewCache, fill: float = 0.0) -> torch.Tensor:
+    """Per-pixel ``values (P,)`` of ``cache`` as ``(N, 1, H, W)`` images, ``fill`` off the mesh."""
+    n, height, width = cache.mask.shape
+    return values.new_full((n * height * width,), fill).index_put((cache.positions(),), values).view(n, 1, height, width)
 
 
 def shade(texels: torch.Tensor, cache: ViewCache, background: torch.Tensor | None) -> torch.Tensor:
@@ -167,12 +189,20 @@ def shade(texels: torch.Tensor, cache: ViewCache, background: torch.Tensor | Non
     """
     n, height, width = cache.mask.shape
     colour = gather_bilinear(texels, cache.index, cache.weight) * cache.shading.unsqueeze(-1)
-    views = torch.repeat_interleave(torch.arange(n, device=colour.device), cache.start.diff().to(colour.device))
     if background is None:
+        views = torch.repeat_interleave(torch.arange(n, device=colour.device), cache.start.diff().to(colour.device))
         sums = colour.new_zeros(n, 3).index_add_(0, views, colour.detach())
         fill = sums / cache.start.diff().to(colour.device).clamp_min(1)[:, None]
     else:
         fill = background.to(colour).expand(n, 3)
     canvas = fill[:, None].expand(n, height * width, 3).reshape(-1, 3)
-    rgb = canvas.index_put((views * (height * width) + cache.pixel,), colour)
+    rgb = canvas.index_put((cache.positions(),), colour)
     return rgb.reshape(n, height, width, 3).permute(0, 3, 1, 2)
+
+
+def facing_weighted(images: torch.Tensor, cache: ViewCache, power: float) -> torch.Tensor:
+    """``images (N, 3, H, W)`` of ``cache``, unchanged, whose gradient at each mesh pixel is scaled by
+    ``facing ** power`` (StyleMesh's angle-aware loss): a surface seen at a grazing angle shows the
+    painting's strokes squashed, and should teach the texture less."""
+    weight = pixel_image(cache.facing.pow(power), cache)
+    return images.detach() + (images - images.detach()) * weight

@@ -146,6 +146,7 @@ def pixel_cache(height: int, width: int, size: int) -> ViewCache:
         index=index,
         weight=torch.tensor([1.0, 0.0, 0.0, 0.0]).expand(count, 4).contiguous(),
         shading=torch.ones(count),
+        facing=torch.ones(count),
         start=torch.tensor([0, count]),
         footprint=torch.ones(count),
     )

@@ -88,6 +88,9 @@ def test_bad_inputs(tmp_path, inputs, mesh_arg, style_arg, fragments):
         ("optim.texels_per_pixel=0", ["optim.texels_per_pixel"]),
         ("optim.level_decay=2", ["optim.level_decay"]),
         ("loss.background=white", ["loss.background='white'", "mean"]),
+        ("loss.style_weight=nan", ["loss.style_weight=nan", ">= 0"]),
+        ("loss.chroma_weight=-1", ["loss.chroma_weight=-1"]),
+        ("loss.facing_power=inf", ["loss.facing_power=inf"]),
     ],
 )
 def test_bad_config_values(tmp_path, inputs, override, fragments):
@@ -137,3 +140,45 @@ def test_non_editable_install_finds_its_configs(tmp_path):
     )
     assert shown.returncode == 0, shown.stderr
     assert "image_size: 128" in shown.stdout
+
+
+def test_version_prints_mesh_styles_own(tmp_path):
+    from mesh_style import __version__
+
+    result = mesh_style("--version", cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() == f"mesh-style {__version__}", result
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["duck.glb", "starry.jpg", "preset=fast"], ["mesh.path='duck.glb'", "style.path='starry.jpg'", "preset=fast"]),
+        (["preset=fast", "duck.glb"], ["mesh.path='duck.glb'", "preset=fast"]),
+        (["--config-dir", "mine", "duck.glb", "-m"], ["mesh.path='duck.glb'", "--config-dir", "mine", "-m"]),
+        (["my chair, v2 [final].glb"], ["mesh.path='my chair, v2 [final].glb'"]),
+        (["mesh.path=a.glb", "views.num=4"], ["mesh.path=a.glb", "views.num=4"]),
+    ],
+)
+def test_positional_mesh_and_painting_become_overrides(args, expected):
+    from mesh_style.cli import expand_positionals
+
+    assert expand_positionals(args) == expected
+
+
+@pytest.mark.parametrize("path", ["it's.glb", "a\\b.glb", "trailing\\", "x\\'y.glb"])
+def test_quoted_paths_read_back_unchanged_by_hydra(path):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from mesh_style.cli import quoted
+
+    assert OverridesParser.create().parse_override(f"mesh.path={quoted(path)}").value() == path
+
+
+def test_shorthand_runs_and_a_third_positional_is_an_error(tmp_path, inputs):
+    result = mesh_style(str(inputs["mesh"]), str(inputs["style"]), *TINY, f"hydra.run.dir={inputs['run']}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (inputs["run"] / "metrics.json").exists()
+    extra = tmp_path / "again"
+    result = mesh_style(str(inputs["mesh"]), str(inputs["style"]), "extra.jpg", f"hydra.run.dir={extra}", cwd=tmp_path)
+    assert_user_error(result, "'extra.jpg'", "MESH and PAINTING")
+    assert not extra.exists()

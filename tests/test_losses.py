@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mesh_style.backbone import IMAGENET, VGGFeatures
-from mesh_style.losses import ContentLoss, StyleLoss, feature_mask, gram_matrix, relative_error, total_variation
+from mesh_style.losses import EPSILON, ContentLoss, StyleLoss, chroma_smoothness, feature_mask, gram_matrix, relative_error, total_variation
 
 
 def test_gram_matrix_by_hand():
@@ -106,3 +106,21 @@ def test_total_variation_by_hand():
     image = torch.tensor([[0.0, 1.0], [0.0, 0.0]]).unsqueeze(-1)
     # vertical diffs: (0-0), (0-1) → 1; horizontal: (1-0), (0-0) → 1; mean over 4 diffs = 0.5
     assert total_variation([image]).item() == pytest.approx(0.5)
+
+
+def test_chroma_smoothness_by_hand():
+    """Pure red, grey, pure red in a row. Rec. 601 chroma: red has Y = 0.299, Cb = 0.564·(0 − 0.299),
+    Cr = 0.713·(1 − 0.299); grey has none. Each of the two pairs differs by d = √(Cb² + Cr²), which
+    costs √(d² + ε²) − ε (smooth at 0)."""
+    red, grey = torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.5, 0.5, 0.5])
+    images = torch.stack([red, grey, red], 1).view(1, 3, 1, 3)
+    d2 = (0.564 * 0.299) ** 2 + (0.713 * 0.701) ** 2
+    step = (d2 + EPSILON**2) ** 0.5 - EPSILON
+    assert torch.allclose(chroma_smoothness(images, torch.ones(1, 1, 3, dtype=torch.bool)), torch.tensor([step]), atol=1e-5)
+    # A pair with a pixel off the mesh does not count; a view with no pair gives 0, not NaN.
+    off = torch.tensor([[[True, True, False]]])
+    assert torch.allclose(chroma_smoothness(images, off), torch.tensor([step]), atol=1e-5)
+    assert chroma_smoothness(images, torch.tensor([[[True, False, True]]])).item() == 0.0
+    # Brightness alone is free: black next to white costs nothing.
+    ramp = torch.tensor([0.0, 1.0, 0.0]).expand(3, 3).reshape(1, 3, 1, 3)
+    assert chroma_smoothness(ramp, torch.ones(1, 1, 3, dtype=torch.bool)).abs().item() < 1e-6

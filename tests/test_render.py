@@ -10,7 +10,7 @@ from conftest import textured_vase
 from mesh_style.mesh import load_mesh
 from mesh_style.rasterizer import rasterize_pytorch3d
 from mesh_style.run import render_cache
-from mesh_style.shader import interpolate, shade
+from mesh_style.shader import facing_weighted, interpolate, pixel_image, shade
 from mesh_style.views import sample_views
 
 
@@ -78,12 +78,13 @@ def test_cache_mask_and_shading(tmp_path, make_cfg):
 
 
 def test_texel_footprint_of_a_frontal_quad(tmp_path, make_cfg):
-    """A square quad seen head-on: every pixel's footprint (texels per pixel side) is the ratio of
-    the texture's width to the quad's width in pixels."""
+    """A square quad seen head-on with a 512×128 texture: every pixel's footprint (texels per pixel
+    side) is its long axis, the ratio of the texture's width to the quad's width in pixels (not the
+    geometric mean of both axes, which would let detail alias along the long one)."""
     half = 0.7  # the quad's half side in the normalised frame (bounding-sphere radius 1)
     visual = trimesh.visual.TextureVisuals(
         uv=[[0, 0], [1, 0], [1, 1], [0, 1]],
-        material=trimesh.visual.material.PBRMaterial(baseColorTexture=Image.new("RGB", (256, 256), (90, 120, 150))),
+        material=trimesh.visual.material.PBRMaterial(baseColorTexture=Image.new("RGB", (512, 128), (90, 120, 150))),
     )
     quad = trimesh.Trimesh([[-half, -half, 0], [half, -half, 0], [half, half, 0], [-half, half, 0]], [[0, 1, 2], [0, 2, 3]], visual=visual, process=False)
     path = tmp_path / "quad.glb"
@@ -93,7 +94,7 @@ def test_texel_footprint_of_a_frontal_quad(tmp_path, make_cfg):
     cache = render_cache(mesh, views, make_cfg("render.image_size=128").render, torch.device("cpu"))
     pixels_across = cache.mask[0].sum(1).max().item()
     assert cache.footprint.shape == (int(cache.mask.sum()),)
-    expected = 256 / pixels_across
+    expected = 512 / pixels_across
     assert abs(cache.footprint.median().item() - expected) < 0.05 * expected
     assert (cache.footprint - expected).abs().max() < 0.2 * expected  # edge pixels take the median
 
@@ -112,3 +113,23 @@ def test_mean_background_is_each_views_mean_mesh_colour(tmp_path, make_cfg):
         assert torch.allclose(images[view][:, ~mask], mean[:, None].expand(3, int((~mask).sum())), atol=1e-6)
     images[0][:, ~cache.mask[0]].sum().backward()  # the first view's background pixels only
     assert texels.grad is None or texels.grad.abs().sum() == 0
+
+
+def test_facing_weighted_scales_each_pixels_gradient_by_its_facing(tmp_path, make_cfg):
+    """Same images; the gradient is that of the images each weighted by ``|cos|²`` of its pixel."""
+    mesh = _vase_mesh(tmp_path, make_cfg)
+    bank, _ = sample_views(make_cfg("views.num=2").views, seed=0)
+    cache = render_cache(mesh, bank, make_cfg("render.image_size=32").render, torch.device("cpu"))
+    assert 0 < cache.facing.min() and cache.facing.max() <= 1 and cache.facing.std() > 0.1  # a vase: head-on and grazing
+    grads = []
+    for weighted in (True, False):
+        texels = mesh.layout.flatten(mesh.textures).clone().requires_grad_(True)
+        images = shade(texels, cache, torch.zeros(3))
+        if weighted:
+            out = facing_weighted(images, cache, 2.0)
+            assert torch.equal(out, images)
+            out.sum().backward()
+        else:
+            (images * pixel_image(cache.facing.square(), cache)).sum().backward()
+        grads.append(texels.grad)
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)
