@@ -20,6 +20,12 @@ from mesh_style.errors import MeshStyleError
 
 CONFIG_MODULE = "mesh_style.configs"
 EXIT_USER_ERROR = 2
+#: Hydra's flags that print something instead of running.
+NO_RUN_FLAGS = {"--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc"}
+#: Hydra's flags that take the next argument as their value.
+FLAGS_WITH_VALUE = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun"}
+#: Keys that the first and second positional arguments set.
+POSITIONAL_KEYS = ("mesh.path", "style.path")
 
 
 def fail(message: str) -> None:
@@ -50,8 +56,8 @@ def _one_line(error: BaseException) -> str:
 
 def check_overrides(args: list[str]) -> None:
     """Compose the config once with the first value of every sweep, so that an unknown key or
-    group option fails here with one line, before Hydra prints a multi-line report or a sweep
-    starts its jobs."""
+    group option, or a missing mesh or painting, fails here with one line, before torch is imported,
+    before Hydra makes a run folder or prints a multi-line report, and before a sweep starts its jobs."""
     from hydra import compose, initialize_config_module
 
     candidates = [a for a in args if not a.startswith("-") and ("=" in a or a.startswith("~"))]
@@ -62,15 +68,14 @@ def check_overrides(args: list[str]) -> None:
             for o in parsed
         ]
         with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
-            compose("config", overrides=first, return_hydra_config=True)
+            cfg = compose("config", overrides=first, return_hydra_config=True)
     except Exception as error:  # Hydra and OmegaConf raise several types for bad overrides
         fail(f"{_one_line(error)} (see the keys with: mesh-style --cfg job)")
-
-
-#: Hydra's flags that take the next argument as their value.
-FLAGS_WITH_VALUE = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun"}
-#: Keys that the first and second positional arguments set.
-POSITIONAL_KEYS = ("mesh.path", "style.path")
+    asks_for_a_run = not any(a.split("=")[0] in NO_RUN_FLAGS for a in args)
+    if asks_for_a_run and cfg.mesh.path is None:
+        fail("no mesh given (mesh-style MESH PAINTING, or mesh.path=model.glb: GLB, glTF, OBJ or PLY)")
+    if asks_for_a_run and cfg.style.path is None:
+        fail("no style image given (mesh-style MESH PAINTING, or style.path=painting.jpg)")
 
 
 def quoted(value: str) -> str:
@@ -97,8 +102,62 @@ def expand_positionals(args: list[str]) -> list[str]:
     return [f"{key}={quoted(value)}" for key, value in zip(POSITIONAL_KEYS, positionals)] + out
 
 
+HELP = """\
+mesh-style {version}: repaint the texture of a 3D model in the style of a painting.
+Renders the textured mesh from many views, and moves the texture until VGG features of the renders
+match the painting's style (Gatys et al.) and the original's content; saves GLB and OBJ+MTL+PNG.
+
+usage: mesh-style MESH PAINTING [key=value ...]
+       mesh-style mesh.path=MESH style.path=PAINTING [key=value ...]
+       mesh-style -m MESH PAINTING key=a,b ...      a sweep: one run per combination
+
+examples:
+  mesh-style Duck.glb starry_night.jpg preset=fast             about 1.5 min on a 2-core CPU
+  mesh-style chair.obj scream.jpg preset=quality               GPU-sized
+  mesh-style -m chair.glb s.jpg loss.style_weight=0.3,1,3      from the original towards the painting
+
+settings (key=default):
+{settings}
+presets (applied last): preset=fast (CPU-sized), preset=quality (GPU-sized)
+more: mesh-style --cfg job (every value), --hydra-help (Hydra's own options), --version
+"""
+
+
+def settings_help() -> str:
+    """One line per documented setting, ``group.key=default  comment``, read from the config files
+    themselves (their comments are the documentation), in the order of the defaults list."""
+    from importlib.resources import files
+
+    root = files(CONFIG_MODULE)
+    main_lines = root.joinpath("config.yaml").read_text().splitlines()
+    groups = [re.match(r"\s+- (\w+): (\w+)", line) for line in main_lines]
+    sources = [("", main_lines)] + [
+        (f"{m[1]}.", root.joinpath(m[1], f"{m[2]}.yaml").read_text().splitlines()) for m in groups if m and m[2] != "null"
+    ]
+    out, parents = [], []
+    for prefix, lines in sources:
+        for line in lines:
+            entry = re.match(r"( *)(\w+):\s*(.*?)\s*(?:#\s*(.*))?$", line)
+            if not entry or entry[2] in ("defaults", "hydra"):
+                if entry and not entry[1]:
+                    parents = [None]  # skip the whole block
+                continue
+            depth = len(entry[1]) // 2
+            parents = parents[:depth] + [entry[2]]
+            if None in parents or not entry[4]:
+                continue
+            setting = prefix + ".".join(parents) + (f"={entry[3]}" if entry[3] else "")
+            out.append(f"  {setting:<42} {entry[4]}")
+    return "\n".join(out)
+
+
 def main() -> None:
     """Console entry point of ``mesh-style`` and ``python -m mesh_style``."""
+    if any(a in ("--help", "-h") for a in sys.argv[1:]):
+        from mesh_style import __version__
+
+        print(HELP.format(version=__version__, settings=settings_help()))
+        return
     if sys.argv[1:] in (["--version"], ["-V"]):
         from mesh_style import __version__
 

@@ -102,8 +102,16 @@ def test_bad_config_values(tmp_path, inputs, override, fragments):
     _no_result(inputs["run"])
 
 
-def test_missing_required_paths(tmp_path):
-    assert_user_error(mesh_style(*TINY, cwd=tmp_path), "mesh.path=")
+@pytest.mark.parametrize("args, fragment", [([], "no mesh given"), (["mesh.path=duck.glb"], "no style image given")])
+def test_missing_required_paths_answered_before_torch_and_without_a_run_folder(tmp_path, args, fragment):
+    """Checked while parsing arguments: torch is never imported, Hydra makes no run folder."""
+    probe = "import sys; from mesh_style import cli\ntry: cli.main()\nfinally: print('torch' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", probe, *args, *TINY], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert_user_error(result, fragment, "MESH PAINTING")
+    assert result.stdout.strip() == "False"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_multirun_sweep_gives_complete_run_directories(tmp_path, inputs):
@@ -182,3 +190,21 @@ def test_shorthand_runs_and_a_third_positional_is_an_error(tmp_path, inputs):
     result = mesh_style(str(inputs["mesh"]), str(inputs["style"]), "extra.jpg", f"hydra.run.dir={extra}", cwd=tmp_path)
     assert_user_error(result, "'extra.jpg'", "MESH and PAINTING")
     assert not extra.exists()
+
+
+def test_help_documents_every_setting_from_the_config_comments(tmp_path):
+    """``--help``: description, usage, examples, and each commented key of the config files with its
+    default and comment; answered without importing torch."""
+    probe = "import sys; from mesh_style import cli\ncli.main()\nprint('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe, "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert "usage: mesh-style MESH PAINTING [key=value ...]" in text and "examples:" in text
+    assert text.strip().endswith("False")  # torch not imported
+    for group in ("loss", "optim", "views"):
+        for line in (ROOT / "configs" / group / "default.yaml").read_text().splitlines():
+            if "#" in line and not line.startswith((" ", "#")):
+                setting, comment = (part.strip() for part in line.split("#", 1))
+                key, value = (part.strip() for part in setting.split(":", 1))
+                assert (f"{group}.{key}={value}" if value else f"{group}.{key}") in text and comment in text, line
+    assert not list(tmp_path.iterdir())
