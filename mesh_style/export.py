@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import csv
 import json
 import os
 import shutil
@@ -92,6 +93,30 @@ def export_scene(
     if "obj" in cfg.formats:
         write_obj(scene, folder, f"{stem}_stylized")
     return sorted(set(os.listdir(folder)) - before)
+
+
+def write_history(history: list[dict[str, float]], folder: Path) -> list[str]:
+    """``history.csv`` (every step's losses) and ``losses.png`` (their curves) into ``folder``;
+    returns the file names (none for a run of 0 steps)."""
+    if not history:
+        return []
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure  # no pyplot: no global state in a user's process
+
+    names = list(history[0])
+    with open(folder / "history.csv", "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["step", *names])
+        writer.writerows([step, *(f"{row[n]:.6g}" for n in names)] for step, row in enumerate(history, 1))
+    figure = Figure(figsize=(6.4, 4.0), dpi=100, layout="constrained")
+    axes = figure.add_subplot()
+    steps = range(1, len(history) + 1)
+    for name in names:
+        axes.plot(steps, [max(row[name], 1e-12) for row in history], label=name, linewidth=1)
+    axes.set(xlabel="step", ylabel="loss (unweighted; total is weighted)", yscale="log", title="training losses")
+    axes.legend()
+    FigureCanvasAgg(figure).print_png(folder / "losses.png")
+    return ["history.csv", "losses.png"]
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

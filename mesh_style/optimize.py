@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from omegaconf import DictConfig
 from torch import nn
@@ -12,6 +14,8 @@ from mesh_style.errors import MeshStyleError
 from mesh_style.losses import ContentLoss, StyleLoss, chroma_smoothness, gram_matrix, total_variation, widened
 from mesh_style.shader import ViewCache, facing_weighted, shade
 from mesh_style.textures import TextureLayout, TexturePyramid, texel_footprint
+
+log = logging.getLogger(__name__)
 
 
 class Objective(nn.Module):
@@ -175,10 +179,16 @@ def optimize(
     optimizer = TextureOptimizer(images, objective, footprint, loss_cfg, cfg)
     generator = torch.Generator().manual_seed(seed)
     history: list[dict[str, float]] = []
-    # disable=None: a progress bar on a terminal, none in logs and pipes.
+    # disable=None: a progress bar on a terminal; in logs and pipes (sweeps, clusters) a line every 10 %.
     progress = tqdm(range(cfg.steps), desc="stylising", unit="step", dynamic_ncols=True, leave=False, disable=None)
-    for _ in progress:
+    every = max(1, cfg.steps // 10)
+    for step in progress:
         view_ids = torch.randperm(len(cache), generator=generator)[:views_per_step].to(cache.mask.device)
         history.append(optimizer.step(cache, view_ids))
         progress.set_postfix(style=f"{history[-1]['style']:.3f}", content=f"{history[-1]['content']:.3f}")
+        if progress.disable and ((step + 1) % every == 0 or step + 1 == cfg.steps):
+            log.info(
+                "stylising: step %d/%d (%.0f %%), style %.3f, content %.3f",
+                step + 1, cfg.steps, 100 * (step + 1) / cfg.steps, history[-1]["style"], history[-1]["content"],
+            )
     return optimizer.texels(), history

@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mesh_style.backbone import VGGFeatures, backbone_dtype, load_backbone
 from mesh_style.errors import MeshStyleError
-from mesh_style.export import export_scene, staged_outputs, write_json, write_reference_views
+from mesh_style.export import export_scene, staged_outputs, write_history, write_json, write_reference_views
 from mesh_style.images import image_grid, tensor_to_pil
 from mesh_style.mesh import Mesh, load_mesh
 from mesh_style.optimize import Objective, build_objective, optimize
@@ -242,6 +242,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         preview.save(staging / "preview.png")
         files.append("preview.png")
         files += write_reference_views(reference, held_out.world_cameras(mesh.centre, mesh.radius), staging)
+        if cfg.export.history:
+            files += write_history(history, staging)
 
     reduction = 1.0 - after["style"] / before["style"] if before["style"] > 0 else 0.0
     metrics = {

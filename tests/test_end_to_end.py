@@ -1,11 +1,14 @@
 """Whole runs through run(cfg): a mesh made in code, real meshes from ../shared, real weights."""
 
+import csv
 import dataclasses
 import json
+import logging
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from conftest import TINY, shared_file
 from mesh_style.backbone import load_backbone
@@ -19,20 +22,28 @@ from mesh_style.views import sample_views
 
 EXPECTED = {
     "vase_stylized.glb", "vase_stylized.obj", "vase_stylized.mtl", "vase_stylized.png", "preview.png", "metrics.json",
-    "held_out_views.json", "held_out_0.png", "held_out_1.png",
+    "held_out_views.json", "held_out_0.png", "held_out_1.png", "history.csv", "losses.png",
 }
 
 
-def test_end_to_end_on_a_mesh_made_in_code(tmp_path, make_cfg, vase_glb, style_png):
+def test_end_to_end_on_a_mesh_made_in_code(tmp_path, make_cfg, vase_glb, style_png, caplog):
     out = tmp_path / "run"
-    metrics = run(make_cfg(f"mesh.path={vase_glb}", f"style.path={style_png}", *TINY), out)
+    with caplog.at_level(logging.INFO, logger="mesh_style.optimize"):
+        metrics = run(make_cfg(f"mesh.path={vase_glb}", f"style.path={style_png}", *TINY), out)
+    steps = metrics["config"]["optim"]["steps"]
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("stylising: step")]
+    assert 1 <= len(progress) <= 11 and progress[-1].startswith(f"stylising: step {steps}/{steps} (100 %)")  # no terminal: log lines
     assert {p.name for p in out.iterdir()} == EXPECTED  # nothing half-written left behind
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["backbone"] == "vgg16_hed" and saved["faces"] == metrics["faces"] > 0
     assert set(saved["seconds"]) == {"load", "rasterize", "targets", "optimize", "evaluate", "export"}
     for phase in ("before", "after"):
-        assert set(saved["held_out"][phase]) == {"style", "content"}
+        assert set(saved["held_out"][phase]) == {"style", "content", "chroma"}
     assert saved["held_out"]["before"]["content"] == pytest.approx(0.0, abs=1e-6)
+    with open(out / "history.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == saved["config"]["optim"]["steps"] and float(rows[-1]["total"]) == pytest.approx(saved["final_train_loss"]["total"], rel=1e-4)
+    assert Image.open(out / "losses.png").size == (640, 400)
     stylised = pil_to_tensor(read_image(out / "vase_stylized.png", "texture", "-"))
     original = resize_texture(load_mesh(make_cfg(f"mesh.path={vase_glb}").mesh).textures[0], 32)
     assert stylised.shape == (32, 32, 3) and (stylised - original).abs().mean() > 1e-3
