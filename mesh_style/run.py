@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.metadata
 import logging
+import resource
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from mesh_style.backbone import VGGFeatures, backbone_dtype, load_backbone
@@ -175,11 +178,36 @@ def quality_figures(
     return figures
 
 
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory of this process so far: resident set on CPU, allocated tensors on CUDA."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # KiB on Linux
+
+
+def preset() -> str | None:
+    """The ``preset=`` chosen on the command line, when running under Hydra."""
+    return HydraConfig.get().runtime.choices.get("preset") if HydraConfig.initialized() else None
+
+
+def versions() -> dict[str, str]:
+    """Versions of mesh-style and the packages its results depend on."""
+    packages = {"mesh_style": "mesh_style", "torch": "torch", "torchvision": "torchvision", "pytorch3d": "easypytorch3d", "trimesh": "trimesh", "hydra": "hydra-core"}
+    found = {}
+    for name, distribution in packages.items():
+        try:
+            found[name] = importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
 def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Stylise ``cfg.mesh.path`` with ``cfg.style.path``; write results into ``out_dir``.
 
     Returns the metrics also written to ``out_dir/metrics.json``.
     """
+    started = time.perf_counter()
     timer = PhaseTimer()
     device = pick_device(cfg.device)
     dtype = backbone_dtype(cfg.backbone.precision, device)
@@ -261,6 +289,10 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         "texels_seen_fraction": seen.float().mean().item(),
         "final_train_loss": history[-1] if history else None,
         "seconds": timer.seconds,
+        "total_seconds": time.perf_counter() - started,
+        "peak_memory_mb": peak_memory_mb(device),
+        "preset": preset(),
+        "versions": versions(),
         "files": files,
         "config": OmegaConf.to_container(cfg, resolve=True),
     }

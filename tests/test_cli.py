@@ -1,5 +1,6 @@
 """The command line as a user runs it: errors are one line with exit code 2, sweeps complete."""
 
+import json
 import os
 import subprocess
 import sys
@@ -183,9 +184,10 @@ def test_quoted_paths_read_back_unchanged_by_hydra(path):
 
 
 def test_shorthand_runs_and_a_third_positional_is_an_error(tmp_path, inputs):
-    result = mesh_style(str(inputs["mesh"]), str(inputs["style"]), *TINY, f"hydra.run.dir={inputs['run']}", cwd=tmp_path)
+    result = mesh_style(str(inputs["mesh"]), str(inputs["style"]), "preset=fast", *TINY, f"hydra.run.dir={inputs['run']}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert (inputs["run"] / "metrics.json").exists()
+    metrics = json.loads((inputs["run"] / "metrics.json").read_text())
+    assert metrics["mesh"] == str(inputs["mesh"]) and metrics["preset"] == "fast"
     extra = tmp_path / "again"
     result = mesh_style(str(inputs["mesh"]), str(inputs["style"]), "extra.jpg", f"hydra.run.dir={extra}", cwd=tmp_path)
     assert_user_error(result, "'extra.jpg'", "MESH and PAINTING")

@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+import mesh_style
 from conftest import TINY, shared_file
 from mesh_style.backbone import load_backbone
 from mesh_style.images import pil_to_tensor, read_image
@@ -37,6 +38,9 @@ def test_end_to_end_on_a_mesh_made_in_code(tmp_path, make_cfg, vase_glb, style_p
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["backbone"] == "vgg16_hed" and saved["faces"] == metrics["faces"] > 0
     assert set(saved["seconds"]) == {"load", "rasterize", "targets", "optimize", "evaluate", "export"}
+    assert saved["total_seconds"] >= sum(saved["seconds"].values()) and saved["peak_memory_mb"] > 100
+    assert saved["versions"]["mesh_style"] == mesh_style.__version__ and saved["versions"]["torch"].startswith("2.11")
+    assert saved["preset"] is None  # not run through Hydra's command line
     for phase in ("before", "after"):
         assert set(saved["held_out"][phase]) == {"style", "content", "chroma"}
     assert saved["held_out"]["before"]["content"] == pytest.approx(0.0, abs=1e-6)
