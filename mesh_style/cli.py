@@ -13,10 +13,12 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
 
 from mesh_style.errors import MeshStyleError
+from mesh_style.sweep import ERROR_FILE
 
 CONFIG_MODULE = "mesh_style.configs"
 EXIT_USER_ERROR = 2
@@ -43,6 +45,10 @@ def hydra_main(cfg: DictConfig) -> None:
     try:
         run(cfg, out_dir)
     except MeshStyleError as error:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:  # one bad job must not stop the others
+            (out_dir / ERROR_FILE).write_text(f"{error}\n")
+            print(f"mesh-style: error: {error}", file=sys.stderr)
+            return
         fail(str(error))
     print(f"mesh-style: results in {out_dir}")
 

@@ -1,5 +1,6 @@
 """The command line as a user runs it: errors are one line with exit code 2, sweeps complete."""
 
+import csv
 import json
 import os
 import subprocess
@@ -127,6 +128,28 @@ def test_multirun_sweep_gives_complete_run_directories(tmp_path, inputs):
     assert len(runs) == 4
     for run_dir in runs:
         assert {"vase_stylized.glb", "vase_stylized.obj", "preview.png"} <= {p.name for p in run_dir.iterdir()}
+    with open(sweep / "summary.csv") as file:
+        rows = list(csv.DictReader(file))
+    assert [r["job"] for r in rows] == ["0", "1", "2", "3"] and {r["status"] for r in rows} == {"ok"}
+    assert rows[3]["overrides"].split() == ["loss.style_weight=10000.0", "views.num=8"] and float(rows[3]["seconds"]) > 0
+    assert "![job 3](3/preview.png)" in (sweep / "summary.md").read_text()
+
+
+def test_a_bad_job_does_not_stop_its_sweep(tmp_path, inputs):
+    """A bad value in one job: the others complete, the bad one leaves its one line and no result,
+    the summary lists it, and the sweep exits with status 2 at the end."""
+    sweep = tmp_path / "sweep"
+    result = mesh_style(
+        "-m", "optim.lr=-1,0.1", f"mesh.path={inputs['mesh']}", f"style.path={inputs['style']}", *TINY,
+        f"hydra.sweep.dir={sweep}", cwd=tmp_path,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert (sweep / "1" / "metrics.json").exists() and not (sweep / "0" / "metrics.json").exists()
+    _no_result(sweep / "0")
+    with open(sweep / "summary.csv") as file:
+        status = {r["job"]: r["status"] for r in csv.DictReader(file)}
+    assert status["1"] == "ok" and status["0"].startswith("failed: optim.lr=-1") and "must be > 0" in status["0"]
 
 
 def test_non_editable_install_finds_its_configs(tmp_path):
