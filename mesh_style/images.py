@@ -65,6 +65,24 @@ def image_grid(rows: list[torch.Tensor], gap: int = 4) -> Image.Image:
     return tensor_to_pil(canvas)
 
 
+def beside(left: Image.Image, right: Image.Image, gap: int = 4) -> Image.Image:
+    """``right`` scaled to ``left``'s height and placed beside it, on white."""
+    right = right.resize((max(1, round(right.width * left.height / right.height)), left.height), Image.LANCZOS)
+    canvas = Image.new("RGB", (left.width + gap + right.width, left.height), "white")
+    canvas.paste(left, (0, 0))
+    canvas.paste(right, (left.width + gap, 0))
+    return canvas
+
+
+def texture_compare(originals: list[Image.Image], results: list[Image.Image], height: int = 512, gap: int = 4) -> Image.Image:
+    """Each material's original texture atlas beside its stylised one (``height`` px tall), one row per material."""
+    rows = [beside(o.resize((max(1, round(o.width * height / o.height)), height), Image.LANCZOS), r, gap) for o, r in zip(originals, results)]
+    canvas = Image.new("RGB", (max(r.width for r in rows), len(rows) * (height + gap) - gap), "white")
+    for i, row in enumerate(rows):
+        canvas.paste(row, (0, i * (height + gap)))
+    return canvas
+
+
 def luminance(images: torch.Tensor) -> torch.Tensor:
     """``(N, 3, H, W)`` RGB → ``(N, H, W)`` Rec. 601 luma."""
     return 0.299 * images[:, 0] + 0.587 * images[:, 1] + 0.114 * images[:, 2]

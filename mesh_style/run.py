@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from mesh_style.backbone import VGGFeatures, backbone_dtype, load_backbone
 from mesh_style.errors import MeshStyleError
 from mesh_style.export import export_scene, staged_outputs, write_history, write_json, write_reference_views
-from mesh_style.images import image_grid, tensor_to_pil
+from mesh_style.images import beside, image_grid, tensor_to_pil, texture_compare
 from mesh_style.mesh import Mesh, load_mesh
 from mesh_style.optimize import Objective, build_objective, optimize
 from mesh_style.quality import FIGURE_LAYERS, colour_distance, speckle, structure, style_distance
@@ -32,6 +32,8 @@ from mesh_style.views import Views, sample_views
 log = logging.getLogger(__name__)
 
 PREVIEW_VIEWS = 4
+#: Smallest side of a view in preview.png, whatever the training size.
+PREVIEW_SIZE = 256
 #: Close-ups for the speckle figure are rendered this many times larger than training renders,
 #: up to CLOSE_UP_MAX pixels.
 CLOSE_UP = 4
@@ -256,8 +258,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         eval_ids = torch.arange(len(bank), len(cache), device=device)
         before = evaluate(objective, original, cache, eval_ids, cfg.loss.eval_chunk)
         after = evaluate(objective, texels, cache, eval_ids, cfg.loss.eval_chunk)
-        shown = cache.select(eval_ids[:PREVIEW_VIEWS])
-        preview = image_grid([shade(original, shown, background), shade(texels, shown, background)])
+        shown = render_cache(mesh, held_out[:PREVIEW_VIEWS], OmegaConf.merge(cfg.render, {"image_size": max(PREVIEW_SIZE, cfg.render.image_size)}), device)
+        painting = tensor_to_pil(style_image[0].permute(1, 2, 0))
+        preview = beside(image_grid([shade(original, shown, background), shade(texels, shown, background)]), painting)
         reference = reference_renders(mesh, held_out, texels, cfg.render, cfg.export.reference_size, device)
         figures = quality_figures(mesh, held_out, cache.select(eval_ids), {"original": original, "result": texels}, style_image, cfg, device)
         if figures["original"]["style_distance"]:
@@ -269,6 +272,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         files = export_scene(mesh, images, stem, staging, cfg.export)
         preview.save(staging / "preview.png")
         files.append("preview.png")
+        if cfg.export.texture_compare:
+            texture_compare([tensor_to_pil(t) for t in mesh.textures], images).save(staging / "texture_compare.png")
+            files.append("texture_compare.png")
         files += write_reference_views(reference, held_out.world_cameras(mesh.centre, mesh.radius), staging)
         if cfg.export.history:
             files += write_history(history, staging)

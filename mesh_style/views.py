@@ -49,6 +49,9 @@ class Views:
             for p in positions
         ]
 
+    def __getitem__(self, ids: slice) -> "Views":
+        return Views(self.elev[ids], self.azim[ids], self.dist, self.fov)
+
     def cat(self, other: "Views") -> "Views":
         return Views(torch.cat([self.elev, other.elev]), torch.cat([self.azim, other.azim]), self.dist, self.fov)
 

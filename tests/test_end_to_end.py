@@ -23,7 +23,7 @@ from mesh_style.views import sample_views
 
 EXPECTED = {
     "vase_stylized.glb", "vase_stylized.obj", "vase_stylized.mtl", "vase_stylized.png", "preview.png", "metrics.json",
-    "held_out_views.json", "held_out_0.png", "held_out_1.png", "history.csv", "losses.png",
+    "held_out_views.json", "held_out_0.png", "held_out_1.png", "history.csv", "losses.png", "texture_compare.png",
 }
 
 
@@ -48,6 +48,10 @@ def test_end_to_end_on_a_mesh_made_in_code(tmp_path, make_cfg, vase_glb, style_p
         rows = list(csv.DictReader(file))
     assert len(rows) == saved["config"]["optim"]["steps"] and float(rows[-1]["total"]) == pytest.approx(saved["final_train_loss"]["total"], rel=1e-4)
     assert Image.open(out / "losses.png").size == (640, 400)
+    # Training renders are 48 px; the preview shows 4 views of at least 256 px in two rows, the painting beside.
+    preview = Image.open(out / "preview.png")
+    assert preview.height == 2 * 256 + 4 and preview.width > 2 * (256 + 4) + preview.height * 0.5
+    assert Image.open(out / "texture_compare.png").size == (2 * 512 + 4, 512)  # a square 32² texture, twice
     stylised = pil_to_tensor(read_image(out / "vase_stylized.png", "texture", "-"))
     original = resize_texture(load_mesh(make_cfg(f"mesh.path={vase_glb}").mesh).textures[0], 32)
     assert stylised.shape == (32, 32, 3) and (stylised - original).abs().mean() > 1e-3
