@@ -13,6 +13,7 @@ Weights registry (``backbone.name``):
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import re
@@ -202,6 +203,7 @@ def hed_weights_path() -> Path | None:
     return path if path.is_file() else None
 
 
+@functools.cache  # read once per process: the Python API may stylise many meshes in a row
 def _hed_convs() -> list[tuple[torch.Tensor, torch.Tensor]]:
     import h5py
 
@@ -236,6 +238,7 @@ def vgg19_failure_marker() -> Path:
     return Path(torch.hub.get_dir()) / "mesh_style_vgg19_download_failed"
 
 
+@functools.cache
 def _download_vgg19() -> dict[str, torch.Tensor]:
     """torchvision's VGG19 ImageNet state dict, from the torch hub cache or downloaded into it."""
     from torchvision.models import VGG19_Weights
