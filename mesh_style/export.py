@@ -78,13 +78,23 @@ def staged_outputs(out_dir: Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def check_export_config(cfg: DictConfig) -> None:
+    """Reject export settings that cannot work (called before any work, and again by :func:`export_scene`)."""
+    unknown = set(cfg.formats) - {"glb", "obj"}
+    if unknown or not cfg.formats:
+        raise MeshStyleError(f"export.formats={list(cfg.formats)} must list glb and/or obj")
+    spec = cfg.turntable
+    if spec.frames < 0 or spec.size < 16 or not spec.seconds > 0 or not -90 <= spec.elev <= 90:
+        raise MeshStyleError(
+            f"export.turntable={dict(spec)} needs frames >= 0 (0: no turntable), size >= 16, seconds > 0 and elev in [-90, 90]"
+        )
+
+
 def export_scene(
     mesh: Mesh, images: list[Image.Image], stem: str, folder: Path, cfg: DictConfig
 ) -> list[str]:
     """Write the stylised scene in the formats of ``cfg.formats`` (``glb``, ``obj``); returns file names."""
-    unknown = set(cfg.formats) - {"glb", "obj"}
-    if unknown:
-        raise MeshStyleError(f"export.formats has unknown entries {sorted(unknown)}: use glb and/or obj")
+    check_export_config(cfg)
     names = texture_names(mesh, stem)
     scene = stylized_scene(mesh, images, names)
     before = set(os.listdir(folder))

@@ -83,6 +83,11 @@ def texture_compare(originals: list[Image.Image], results: list[Image.Image], he
     return canvas
 
 
+def save_gif(frames: list[Image.Image], path: Path, seconds: float) -> None:
+    """An endlessly looping GIF of ``frames`` lasting ``seconds``."""
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=round(1000 * seconds / len(frames)), loop=0)
+
+
 def luminance(images: torch.Tensor) -> torch.Tensor:
     """``(N, 3, H, W)`` RGB → ``(N, H, W)`` Rec. 601 luma."""
     return 0.299 * images[:, 0] + 0.587 * images[:, 1] + 0.114 * images[:, 2]

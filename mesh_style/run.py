@@ -13,13 +13,14 @@ from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from mesh_style.backbone import VGGFeatures, backbone_dtype, load_backbone
 from mesh_style.errors import MeshStyleError
-from mesh_style.export import export_scene, staged_outputs, write_history, write_json, write_reference_views
-from mesh_style.images import beside, image_grid, tensor_to_pil, texture_compare
+from mesh_style.export import check_export_config, export_scene, staged_outputs, write_history, write_json, write_reference_views
+from mesh_style.images import beside, image_grid, save_gif, tensor_to_pil, texture_compare
 from mesh_style.mesh import Mesh, load_mesh
 from mesh_style.optimize import Objective, build_objective, optimize
 from mesh_style.quality import FIGURE_LAYERS, colour_distance, speckle, structure, style_distance
@@ -27,7 +28,7 @@ from mesh_style.rasterizer import rasterize
 from mesh_style.shader import ViewCache, build_view_cache, shade
 from mesh_style.style import load_style
 from mesh_style.textures import fill_unseen_texels, seen_texels
-from mesh_style.views import Views, sample_views
+from mesh_style.views import Views, sample_views, turntable_views
 
 log = logging.getLogger(__name__)
 
@@ -204,6 +205,21 @@ def versions() -> dict[str, str]:
     return found
 
 
+def turntable(mesh: Mesh, like: Views, original: torch.Tensor, texels: torch.Tensor, cfg: DictConfig, device: torch.device) -> list[Image.Image]:
+    """Frames of one full turn (``cfg.export.turntable``), the original on the left, the result on
+    the right, shaded as in training, at ``like``'s distance and field of view."""
+    spec = cfg.export.turntable
+    views = turntable_views(spec.frames, spec.elev, like)
+    render_cfg = OmegaConf.merge(cfg.render, {"image_size": spec.size})
+    background = torch.tensor(list(cfg.render.background), dtype=torch.float32, device=device)
+    frames = []
+    for start in range(0, spec.frames, cfg.loss.eval_chunk):  # a few views at a time: bounded memory
+        cache = render_cache(mesh, views[start : start + cfg.loss.eval_chunk], render_cfg, device)
+        pairs = torch.cat([shade(original, cache, background), shade(texels, cache, background)], -1)  # side by side
+        frames += [tensor_to_pil(image.permute(1, 2, 0)) for image in pairs]
+    return frames
+
+
 def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Stylise ``cfg.mesh.path`` with ``cfg.style.path``; write results into ``out_dir``.
 
@@ -216,6 +232,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     torch.manual_seed(cfg.seed)
     if cfg.mesh.path is None:
         raise MeshStyleError("no mesh given: pass mesh.path=model.glb (GLB, glTF, OBJ or PLY)")
+    check_export_config(cfg.export)
 
     with timer("load"):
         mesh = load_mesh(cfg.mesh)
@@ -272,6 +289,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         files = export_scene(mesh, images, stem, staging, cfg.export)
         preview.save(staging / "preview.png")
         files.append("preview.png")
+        if cfg.export.turntable.frames > 0:
+            save_gif(turntable(mesh, held_out, original, texels, cfg, device), staging / "turntable.gif", cfg.export.turntable.seconds)
+            files.append("turntable.gif")
         if cfg.export.texture_compare:
             texture_compare([tensor_to_pil(t) for t in mesh.textures], images).save(staging / "texture_compare.png")
             files.append("texture_compare.png")

@@ -96,3 +96,9 @@ def sample_views(cfg: DictConfig, seed: int) -> tuple[Views, Views]:
     bank = _sample(cfg.num, cfg, generator, phase=0.0)
     held_out = _sample(cfg.held_out, cfg, generator, phase=0.5)
     return bank, held_out
+
+
+def turntable_views(frames: int, elev: float, like: Views) -> Views:
+    """``frames`` views one full turn around the mesh at elevation ``elev``, at ``like``'s distance and field of view."""
+    azim = torch.arange(frames, dtype=torch.float32) * (360.0 / frames)
+    return Views(elev=torch.full((frames,), float(elev)), azim=azim, dist=like.dist, fov=like.fov)

@@ -35,6 +35,8 @@ TINY = [
     "loss.style_layers={rgb: 1.0, relu1_1: 1.0, relu2_1: 1.0}",
     "loss.content_layer=relu2_2",
     "device=cpu",
+    "export.turntable.frames=6",
+    "export.turntable.size=64",
 ]
 
 

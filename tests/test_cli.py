@@ -84,6 +84,8 @@ def test_bad_inputs(tmp_path, inputs, mesh_arg, style_arg, fragments):
         ("backbone.precision=fp16", ["backbone.precision='fp16'", "bfloat16"]),
         ("loss.content_layer=relu9_1", ["relu9_1"]),
         ("export.formats=[fbx]", ["export.formats"]),
+        ("export.formats=[]", ["export.formats=[]", "glb and/or obj"]),
+        ("export.turntable.frames=-1", ["export.turntable", "frames >= 0"]),
         ("mesh.unwrap.padding=-2", ["mesh.unwrap.padding"]),
         ("optim.texture_size=3", ["optim.texture_size"]),
         ("optim.texture_size=huge", ["optim.texture_size='huge'", "auto"]),

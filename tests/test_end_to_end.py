@@ -23,7 +23,7 @@ from mesh_style.views import sample_views
 
 EXPECTED = {
     "vase_stylized.glb", "vase_stylized.obj", "vase_stylized.mtl", "vase_stylized.png", "preview.png", "metrics.json",
-    "held_out_views.json", "held_out_0.png", "held_out_1.png", "history.csv", "losses.png", "texture_compare.png",
+    "held_out_views.json", "held_out_0.png", "held_out_1.png", "history.csv", "losses.png", "texture_compare.png", "turntable.gif",
 }
 
 
@@ -52,6 +52,14 @@ def test_end_to_end_on_a_mesh_made_in_code(tmp_path, make_cfg, vase_glb, style_p
     preview = Image.open(out / "preview.png")
     assert preview.height == 2 * 256 + 4 and preview.width > 2 * (256 + 4) + preview.height * 0.5
     assert Image.open(out / "texture_compare.png").size == (2 * 512 + 4, 512)  # a square 32² texture, twice
+    turntable = Image.open(out / "turntable.gif")
+    assert turntable.n_frames == 6 and turntable.size == (2 * 64, 64)  # original | result, per frame
+    frames = []
+    for i in range(turntable.n_frames):
+        turntable.seek(i)
+        frames.append(np.asarray(turntable.convert("RGB"), dtype=np.float32))
+    assert np.abs(frames[0] - frames[3]).mean() > 1  # it turns
+    assert np.abs(frames[0][:, :64] - frames[0][:, 64:]).mean() > 1  # and the result differs from the original
     stylised = pil_to_tensor(read_image(out / "vase_stylized.png", "texture", "-"))
     original = resize_texture(load_mesh(make_cfg(f"mesh.path={vase_glb}").mesh).textures[0], 32)
     assert stylised.shape == (32, 32, 3) and (stylised - original).abs().mean() > 1e-3
