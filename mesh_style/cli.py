@@ -24,8 +24,9 @@ CONFIG_MODULE = "mesh_style.configs"
 EXIT_USER_ERROR = 2
 #: Hydra's flags that print something instead of running.
 NO_RUN_FLAGS = {"--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc"}
-#: Hydra's flags that take the next argument as their value.
-FLAGS_WITH_VALUE = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun"}
+#: Hydra's flags that take the next argument as their value (``--info`` only one of its topics).
+FLAGS_WITH_VALUE = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun", "--cfg", "-c", "--package", "-p"}
+INFO_TOPICS = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
 #: Keys that the first and second positional arguments set.
 POSITIONAL_KEYS = ("mesh.path", "style.path")
 
@@ -96,13 +97,14 @@ def quoted(value: str) -> str:
 
 def expand_positionals(args: list[str]) -> list[str]:
     """``MESH PAINTING key=value ...`` → ``mesh.path=MESH style.path=PAINTING key=value ...``."""
-    out, positionals, after_flag = [], [], False
+    out, positionals, previous = [], [], ""
     for arg in args:
-        if after_flag or arg.startswith("-") or "=" in arg or arg.startswith("~"):
+        is_value = previous in FLAGS_WITH_VALUE or (previous in ("--info", "-i") and arg in INFO_TOPICS)
+        if is_value or arg.startswith("-") or "=" in arg or arg.startswith("~"):
             out.append(arg)
-            after_flag = arg in FLAGS_WITH_VALUE
         else:
             positionals.append(arg)
+        previous = "" if is_value else arg
     if len(positionals) > len(POSITIONAL_KEYS):
         fail(f"unexpected argument {positionals[len(POSITIONAL_KEYS)]!r} (give MESH and PAINTING first, then key=value overrides)")
     return [f"{key}={quoted(value)}" for key, value in zip(POSITIONAL_KEYS, positionals)] + out

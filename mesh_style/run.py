@@ -233,6 +233,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     if cfg.mesh.path is None:
         raise MeshStyleError("no mesh given: pass mesh.path=model.glb (GLB, glTF, OBJ or PLY)")
     check_export_config(cfg.export)
+    if (out_dir / "metrics.json").exists():  # two runs' files must not mix
+        raise MeshStyleError(f"{out_dir} already holds a result (choose another hydra.run.dir or out_dir, or delete it)")
 
     with timer("load"):
         mesh = load_mesh(cfg.mesh)

@@ -20,6 +20,7 @@ import argparse
 import json
 import logging
 import math
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -231,6 +232,7 @@ def main() -> None:
             overrides += (PLANE_VIEWS if plane else []) + CONFIGS[config] + args.overrides
             cfg = compose_cfg(overrides)
             out = args.out / f"{case}-{config}"
+            shutil.rmtree(out, ignore_errors=True)  # this script's own folder: a rerun replaces it
             start = time.perf_counter()
             metrics = run(cfg, out)
             seconds = time.perf_counter() - start

@@ -191,6 +191,9 @@ def test_version_prints_mesh_styles_own(tmp_path):
         (["--config-dir", "mine", "duck.glb", "-m"], ["mesh.path='duck.glb'", "--config-dir", "mine", "-m"]),
         (["my chair, v2 [final].glb"], ["mesh.path='my chair, v2 [final].glb'"]),
         (["mesh.path=a.glb", "views.num=4"], ["mesh.path=a.glb", "views.num=4"]),
+        (["preset=fast", "--cfg", "job", "--package", "loss"], ["preset=fast", "--cfg", "job", "--package", "loss"]),
+        (["--info", "defaults", "duck.glb"], ["mesh.path='duck.glb'", "--info", "defaults"]),
+        (["--info", "duck.glb"], ["mesh.path='duck.glb'", "--info"]),
     ],
 )
 def test_positional_mesh_and_painting_become_overrides(args, expected):

@@ -13,6 +13,7 @@ from PIL import Image
 import mesh_style
 from conftest import TINY, shared_file
 from mesh_style.backbone import load_backbone
+from mesh_style.errors import MeshStyleError
 from mesh_style.images import pil_to_tensor, read_image
 from mesh_style.mesh import load_mesh
 from mesh_style.optimize import build_objective, optimize
@@ -60,6 +61,10 @@ def test_end_to_end_on_a_mesh_made_in_code(tmp_path, make_cfg, vase_glb, style_p
         frames.append(np.asarray(turntable.convert("RGB"), dtype=np.float32))
     assert np.abs(frames[0] - frames[3]).mean() > 1  # it turns
     assert np.abs(frames[0][:, :64] - frames[0][:, 64:]).mean() > 1  # and the result differs from the original
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(MeshStyleError, match="already holds a result"):  # a second run into the same folder
+        run(make_cfg(f"mesh.path={vase_glb}", f"style.path={style_png}", *TINY), out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     stylised = pil_to_tensor(read_image(out / "vase_stylized.png", "texture", "-"))
     original = resize_texture(load_mesh(make_cfg(f"mesh.path={vase_glb}").mesh).textures[0], 32)
     assert stylised.shape == (32, 32, 3) and (stylised - original).abs().mean() > 1e-3
