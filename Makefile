@@ -21,6 +21,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
+	rm -rf outputs/demo  # mesh-style refuses a folder that holds a result; the demo's is ours to replace
 	$(BIN)/mesh-style mesh.path=assets/demo_vase.glb style.path=assets/demo_style.png preset=fast \
 		hydra.run.dir=outputs/demo
 
