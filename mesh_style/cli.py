@@ -120,7 +120,7 @@ usage: mesh-style MESH PAINTING [key=value ...]
        mesh-style -m MESH PAINTING key=a,b ...      a sweep: one run per combination
 
 examples:
-  mesh-style Duck.glb starry_night.jpg preset=fast             about 1.5 min on a 2-core CPU
+  mesh-style Duck.glb starry_night.jpg preset=fast             about 2 min on a 2-core CPU
   mesh-style chair.obj scream.jpg preset=quality               GPU-sized
   mesh-style -m chair.glb s.jpg loss.style_weight=0.3,1,3      from the original towards the painting
 
