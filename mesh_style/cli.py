@@ -22,6 +22,7 @@ from mesh_style.sweep import ERROR_FILE
 
 CONFIG_MODULE = "mesh_style.configs"
 EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 #: Hydra's flags that print something instead of running.
 NO_RUN_FLAGS = {"--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc"}
 #: Hydra's flags that take the next argument as their value (``--info`` only one of its topics).
@@ -173,4 +174,8 @@ def main() -> None:
         return
     sys.argv[1:] = expand_positionals(sys.argv[1:])
     check_overrides(sys.argv[1:])
-    hydra_main()
+    try:
+        hydra_main()
+    except KeyboardInterrupt:  # Ctrl-C: staged outputs are already removed; one line, not a traceback
+        print("mesh-style: interrupted; no result was written", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)

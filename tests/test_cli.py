@@ -3,8 +3,10 @@
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -238,3 +240,24 @@ def test_help_documents_every_setting_from_the_config_comments(tmp_path):
                 key, value = (part.strip() for part in setting.split(":", 1))
                 assert (f"{group}.{key}={value}" if value else f"{group}.{key}") in text and comment in text, line
     assert not list(tmp_path.iterdir())
+
+
+def test_ctrl_c_during_a_run_prints_one_line_and_leaves_no_result(tmp_path, inputs):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mesh_style", f"mesh.path={inputs['mesh']}", f"style.path={inputs['style']}", *TINY,
+         "optim.steps=100000", f"hydra.run.dir={inputs['run']}"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not any("targets:" in log.read_text(errors="ignore") for log in inputs["run"].glob("*.log")):  # optimising
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            pytest.fail(f"the run did not reach its targets phase: {process.communicate()}")
+        time.sleep(0.5)
+    time.sleep(3)  # well into the optimisation
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "mesh-style: interrupted; no result was written" in stderr
+    _no_result(inputs["run"])
+    assert not [p for p in inputs["run"].iterdir() if p.name.startswith(".partial-")]
