@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from mesh_style.errors import MeshStyleError
+from mesh_style.images import grey
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +175,24 @@ class VGGFeatures(nn.Module):
 
 
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+class LuminanceOnly(nn.Module):
+    """A feature extractor that sees only luminance (``style.colour=preserve`` by luminance): every
+    ``(N, 3, H, W)`` input becomes its luma in all three channels before ``extractor`` reads it."""
+
+    def __init__(self, extractor: VGGFeatures) -> None:
+        super().__init__()
+        self.extractor = extractor
+
+    def forward(
+        self, images: torch.Tensor, taps: Mapping[str, Callable[[torch.Tensor], torch.Tensor]] | None = None
+    ) -> dict[str, torch.Tensor]:
+        return self.extractor(grey(images), taps)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.extractor.dtype
 
 
 def backbone_dtype(precision: str, device: torch.device) -> torch.dtype:

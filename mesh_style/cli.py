@@ -124,10 +124,12 @@ examples:
   mesh-style Duck.glb starry_night.jpg preset=fast             about 2 min on a 2-core CPU
   mesh-style chair.obj scream.jpg preset=quality               GPU-sized
   mesh-style -m chair.glb s.jpg loss.style_weight=0.3,1,3      from the original towards the painting
+  mesh-style chair.glb s.jpg style.colour=preserve             the painting's strokes, the chair's colours
 
 settings (key=default):
 {settings}
 presets (applied last): preset=fast (CPU-sized), preset=quality (GPU-sized)
+loss options: loss=fine (small brush strokes), loss=coarse (large brush strokes)
 more: mesh-style --cfg job (every value), --hydra-help (Hydra's own options), --version
 """
 

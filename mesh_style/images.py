@@ -97,3 +97,21 @@ def chroma(images: torch.Tensor) -> torch.Tensor:
     """``(N, 3, H, W)`` RGB → ``(N, 2, H, W)`` Cb and Cr (Rec. 601, centred on 0)."""
     y = luminance(images)
     return torch.stack([0.564 * (images[:, 2] - y), 0.713 * (images[:, 0] - y)], 1)
+
+
+def grey(images: torch.Tensor) -> torch.Tensor:
+    """``(N, 3, H, W)`` RGB → the same shape, each channel the luma."""
+    return luminance(images).unsqueeze(1).expand_as(images)
+
+
+def keep_chroma(texels: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+    """``(T, 3)`` RGB with the luma of ``texels`` and the chroma of ``original`` exactly.
+
+    Chroma is linear in ``rgb − luma``, so it is kept by keeping each texel's offsets from its own
+    luma; the new luma is clamped to where those offsets stay inside [0, 1]³ (for an in-gamut
+    ``original`` that range holds its own luma, so it is never empty).
+    """
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=texels.dtype, device=texels.device)
+    offsets = original - (original @ weights).unsqueeze(1)
+    luma = (texels @ weights).unsqueeze(1)
+    return luma.clamp((-offsets).amax(1, keepdim=True), (1 - offsets).amin(1, keepdim=True)) + offsets

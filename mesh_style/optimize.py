@@ -9,10 +9,13 @@ from omegaconf import DictConfig
 from torch import nn
 from tqdm import tqdm
 
-from mesh_style.backbone import VGGFeatures
+from mesh_style.backbone import LuminanceOnly, VGGFeatures
 from mesh_style.errors import MeshStyleError
-from mesh_style.losses import ContentLoss, StyleLoss, chroma_smoothness, gram_matrix, total_variation, widened
+from mesh_style.images import keep_chroma
+from mesh_style.losses import ContentLoss, chroma_smoothness, total_variation, widened
 from mesh_style.shader import ViewCache, facing_weighted, shade
+from mesh_style.style import Paintings
+from mesh_style.style_losses import STYLE_KINDS, StyleLoss
 from mesh_style.textures import TextureLayout, TexturePyramid, texel_footprint
 
 log = logging.getLogger(__name__)
@@ -22,8 +25,8 @@ class Objective(nn.Module):
     """Renders cached views of a texture and scores them against the style and content targets.
 
     Args:
-        extractor: frozen VGG feature extractor.
-        style: style loss holding the painting's Gram matrices.
+        extractor: frozen VGG feature extractor (or its :class:`~mesh_style.backbone.LuminanceOnly` view).
+        style: style loss holding the paintings' targets.
         content: content loss holding features of the original texture for every cached view.
         background: ``(3,)`` colour behind the mesh, or None for each view's mean mesh colour.
         facing_power: each pixel's gradient is scaled by ``|cos(normal, view)| ** facing_power``
@@ -31,7 +34,7 @@ class Objective(nn.Module):
     """
 
     def __init__(
-        self, extractor: VGGFeatures, style: StyleLoss, content: ContentLoss, background: torch.Tensor | None, facing_power: float = 0.0
+        self, extractor: VGGFeatures | LuminanceOnly, style: StyleLoss, content: ContentLoss, background: torch.Tensor | None, facing_power: float = 0.0
     ) -> None:
         super().__init__()
         self.extractor = extractor
@@ -50,17 +53,15 @@ class Objective(nn.Module):
 
     def score(self, images: torch.Tensor, view_ids: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-view losses of ``(N, 3, H, W)`` renders of views ``view_ids``."""
-        taps = self.style.taps(view_ids)  # Gram matrices taken inside the trunk, see GramTap
+        taps = self.style.taps(view_ids)  # style statistics taken inside the trunk, see style_losses
         features = self.extractor(images, taps)
-        grams = {layer: tap.gram for layer, tap in taps.items()}
-        return {"style": self.style(grams), "content": self.content(features, view_ids)}
+        return {"style": self.style(taps), "content": self.content(features, view_ids)}
 
 
-def style_targets(extractor: VGGFeatures, style_image: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:
-    """``(1, 3, H, W)`` painting → ``{layer: (C, C)}`` Gram matrices."""
+def painting_features(extractor: VGGFeatures | LuminanceOnly, paintings: Paintings, layers: list[str]) -> list[dict[str, torch.Tensor]]:
+    """Each painting's ``{layer: (1, C, H, W)}`` features."""
     with torch.inference_mode():
-        features = extractor(style_image)
-    return {layer: gram_matrix(features[layer])[0].clone() for layer in layers}
+        return [{layer: f.clone() for layer, f in extractor(image).items() if layer in layers} for image in paintings.images]
 
 
 def content_targets(
@@ -74,27 +75,40 @@ def content_targets(
         ])).clone()
 
 
+def check_loss_config(cfg: DictConfig) -> dict[str, float]:
+    """The ``loss`` group's values, before any work; returns the style layers with a weight > 0."""
+    for key in ("style_weight", "content_weight", "tv_weight", "chroma_weight", "facing_power"):
+        if not 0 <= cfg[key] < float("inf"):  # also False for NaN
+            raise MeshStyleError(f"loss.{key}={cfg[key]} must be a finite number >= 0 (0 turns it off)")
+    if cfg.style_kind not in STYLE_KINDS:
+        raise MeshStyleError(f"loss.style_kind={cfg.style_kind!r} is not one of {', '.join(STYLE_KINDS)}")
+    layer_weights = {layer: float(w) for layer, w in cfg.style_layers.items() if w != 0}
+    if not layer_weights or not all(0 < w < float("inf") for w in layer_weights.values()):
+        raise MeshStyleError(f"loss.style_layers={dict(cfg.style_layers)}: weights must be finite numbers >= 0, at least one > 0")
+    if cfg.background not in ("mean", "render"):
+        raise MeshStyleError(f"loss.background={cfg.background!r}: use mean or render")
+    return layer_weights
+
+
 def build_objective(
-    extractor: VGGFeatures,
-    style_image: torch.Tensor,
+    extractor: VGGFeatures | LuminanceOnly,
+    paintings: Paintings,
     texels: torch.Tensor,
     cache: ViewCache,
     cfg: DictConfig,
     background: torch.Tensor,
 ) -> Objective:
-    """Targets computed once for every view of ``cache``: the painting's Grams, the mesh masks at
-    each layer's resolution and the original texture's content features.
+    """Targets computed once for every view of ``cache``: the paintings' statistics (of the kind
+    ``cfg.style_kind``), the mesh masks at each layer's resolution and the original texture's
+    content features.
 
     ``cfg`` is the ``loss`` config group; ``background`` the render's, used where
     ``cfg.background`` is ``render`` (``mean``: each view's mean mesh colour).
     """
-    for key in ("style_weight", "content_weight", "tv_weight", "chroma_weight", "facing_power"):
-        if not 0 <= cfg[key] < float("inf"):  # also False for NaN
-            raise MeshStyleError(f"loss.{key}={cfg[key]} must be a finite number >= 0 (0 turns it off)")
-    if cfg.background not in ("mean", "render"):
-        raise MeshStyleError(f"loss.background={cfg.background!r}: use mean or render")
+    layer_weights = check_loss_config(cfg)
     background = background if cfg.background == "render" else None
-    style = StyleLoss(style_targets(extractor, style_image, list(cfg.style_layers)), dict(cfg.style_layers), cache.mask)
+    features = painting_features(extractor, paintings, list(layer_weights))
+    style = StyleLoss(cfg.style_kind, features, paintings.weights, layer_weights, cache.mask)
     content = ContentLoss(
         cfg.content_layer,
         content_targets(extractor, texels, cache, background, cfg.content_layer, chunk=cfg.eval_chunk),
@@ -124,20 +138,34 @@ class TextureOptimizer:
         footprint: ``(T,)`` texels per rendered pixel side of every texel (:func:`texel_footprint`).
         loss_cfg: the ``loss`` group (weights).
         cfg: the ``optim`` group (lr, pyramid_levels, level_decay).
+        chroma_of: ``(T, 3)`` texels whose chroma every step keeps (:func:`~mesh_style.images.keep_chroma`;
+            ``style.colour=preserve`` by luminance), or None.
     """
 
     def __init__(
-        self, images: list[torch.Tensor], objective: Objective, footprint: torch.Tensor, loss_cfg: DictConfig, cfg: DictConfig
+        self,
+        images: list[torch.Tensor],
+        objective: Objective,
+        footprint: torch.Tensor,
+        loss_cfg: DictConfig,
+        cfg: DictConfig,
+        chroma_of: torch.Tensor | None = None,
     ) -> None:
         check_optim_config(cfg)
         self.pyramid = TexturePyramid(images, cfg.pyramid_levels, footprint, cfg.level_decay, cfg.texels_per_pixel)
         self.optimizer = torch.optim.Adam(self.pyramid.parameters(), lr=cfg.lr)
         self.objective = objective
         self.loss_cfg = loss_cfg
+        self.chroma_of = chroma_of
+
+    def current(self) -> torch.Tensor:
+        """``(T, 3)`` texels in [0, 1], with the kept chroma where there is one."""
+        texels = self.pyramid()
+        return texels if self.chroma_of is None else keep_chroma(texels, self.chroma_of)
 
     def step(self, cache: ViewCache, view_ids: torch.Tensor) -> dict[str, float]:
         """One Adam step on the views ``view_ids`` of ``cache``; returns the step's losses."""
-        texels = self.pyramid()
+        texels = self.current()
         losses = self.objective(texels, cache, view_ids)
         style, content = losses["style"].mean(), losses["content"].mean()
         tv = total_variation(self.pyramid.layout.unflatten(texels))
@@ -156,7 +184,7 @@ class TextureOptimizer:
     def texels(self) -> torch.Tensor:
         """The current ``(T, 3)`` texels in [0, 1]."""
         with torch.no_grad():
-            return self.pyramid().detach()
+            return self.current().detach()
 
 
 def optimize(
@@ -167,16 +195,18 @@ def optimize(
     cfg: DictConfig,
     views_per_step: int,
     seed: int,
+    chroma_of: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, list[dict[str, float]]]:
     """``cfg.steps`` steps of :class:`TextureOptimizer`, each on ``views_per_step`` views of ``cache``
-    (the optimisation bank) drawn at random without replacement; ``seed`` seeds their order.
+    (the optimisation bank) drawn at random without replacement; ``seed`` seeds their order;
+    ``chroma_of`` as in :class:`TextureOptimizer`.
 
     Returns:
         The optimised ``(T, 3)`` texels in [0, 1] and the loss history, one dict per step.
     """
     layout = TextureLayout(tuple((im.shape[0], im.shape[1]) for im in images))
     footprint = texel_footprint(cache.index, cache.weight, cache.footprint, layout.num_texels)
-    optimizer = TextureOptimizer(images, objective, footprint, loss_cfg, cfg)
+    optimizer = TextureOptimizer(images, objective, footprint, loss_cfg, cfg, chroma_of)
     generator = torch.Generator().manual_seed(seed)
     history: list[dict[str, float]] = []
     # disable=None: a progress bar on a terminal; in logs and pipes (sweeps, clusters) a line every 10 %.

@@ -17,16 +17,16 @@ from PIL import Image
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from mesh_style.backbone import VGGFeatures, backbone_dtype, load_backbone
+from mesh_style.backbone import LuminanceOnly, VGGFeatures, backbone_dtype, load_backbone
 from mesh_style.errors import MeshStyleError
 from mesh_style.export import check_export_config, export_scene, staged_outputs, write_history, write_json, write_reference_views
-from mesh_style.images import beside, image_grid, save_gif, tensor_to_pil, texture_compare
+from mesh_style.images import beside, grey, image_grid, save_gif, tensor_to_pil, texture_compare
 from mesh_style.mesh import Mesh, load_mesh
-from mesh_style.optimize import Objective, build_objective, optimize
+from mesh_style.optimize import Objective, build_objective, check_loss_config, check_optim_config, optimize
 from mesh_style.quality import FIGURE_LAYERS, colour_distance, speckle, structure, style_distance
 from mesh_style.rasterizer import rasterize
 from mesh_style.shader import ViewCache, build_view_cache, shade
-from mesh_style.style import load_style
+from mesh_style.style import Paintings, check_style_config, load_style, match_colours, recoloured
 from mesh_style.textures import fill_unseen_texels, seen_texels
 from mesh_style.views import Views, sample_views, turntable_views
 
@@ -150,13 +150,15 @@ def quality_figures(
     views: Views,
     cache: ViewCache,
     textures: dict[str, torch.Tensor],
-    style_image: torch.Tensor,
+    paintings: Paintings,
     cfg: DictConfig,
     device: torch.device,
 ) -> dict[str, dict[str, float | None]]:
     """The figures of :mod:`mesh_style.quality` for each of ``textures`` (``{name: (T, 3)}``) seen
     through ``views`` (``cache`` holds them at training size), against the first texture's renders.
 
+    Style distances are blended over the paintings by their weights (also in greyscale: the strokes
+    without the palette); colour distance and speckle are measured against the first painting.
     ``cfg`` is the whole config (render, style and figures' sizes).
     """
     extractor = figure_backbone()
@@ -165,17 +167,28 @@ def quality_figures(
     close_cfg = OmegaConf.merge(cfg.render, {"image_size": min(CLOSE_UP * cfg.render.image_size, CLOSE_UP_MAX)})
     close = render_cache(mesh, views, close_cfg, device)
     scale = close_cfg.image_size / cfg.render.image_size
+    style_image = paintings.images[0]
     painting_close = F.interpolate(style_image, scale_factor=scale, mode="bilinear", align_corners=False, antialias=True)
     painting_pixels = style_image[0].flatten(1).T
     renders = {name: shade(t, cache, background) for name, t in textures.items()}
     reference = next(iter(renders.values()))
     figures = {}
+    reference_pixels = reference.permute(0, 2, 3, 1)[cache.mask]
+
+    def blended_style_distance(images: torch.Tensor, greyscale: bool) -> float | None:
+        if extractor is None:
+            return None
+        seen = (lambda x: grey(x)) if greyscale else (lambda x: x)
+        return sum(w * style_distance(extractor, seen(images), cache.mask, seen(p)) for p, w in zip(paintings.images, paintings.weights))
+
     for name, texels in textures.items():
         pixels = renders[name].permute(0, 2, 3, 1)[cache.mask]
         figures[name] = {
-            "style_distance": None if extractor is None else style_distance(extractor, renders[name], cache.mask, style_image),
+            "style_distance": blended_style_distance(renders[name], greyscale=False),
+            "grey_style_distance": blended_style_distance(renders[name], greyscale=True),
             "structure": structure(renders[name], reference, cache.mask),
             "colour_distance": colour_distance(pixels, painting_pixels),
+            "colour_distance_to_original": colour_distance(pixels, reference_pixels),
             "speckle": speckle(shade(texels, close, background), close.mask, painting_close),
         }
     return figures
@@ -233,6 +246,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     if cfg.mesh.path is None:
         raise MeshStyleError("no mesh given: pass mesh.path=model.glb (GLB, glTF, OBJ or PLY)")
     check_export_config(cfg.export)
+    check_style_config(cfg.style)
+    style_layers = check_loss_config(cfg.loss)
+    check_optim_config(cfg.optim)
     if (out_dir / "metrics.json").exists():  # two runs' files must not mix
         raise MeshStyleError(f"{out_dir} already holds a result (choose another hydra.run.dir or out_dir, or delete it)")
 
@@ -240,7 +256,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         mesh = load_mesh(cfg.mesh)
         if cfg.optim.texture_size != "auto":
             mesh = dataclasses.replace(mesh, textures=[resize_texture(t, cfg.optim.texture_size) for t in mesh.textures])
-        style_image = load_style(cfg.style).to(device)
+        paintings = load_style(cfg.style).to(device)
         bank, held_out = sample_views(cfg.views, cfg.seed)
 
     with timer("rasterize"):
@@ -258,16 +274,25 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             )
 
     with timer("targets"):
-        layers = sorted({*cfg.loss.style_layers, cfg.loss.content_layer})
+        layers = sorted({*style_layers, cfg.loss.content_layer})
         extractor, backbone = load_backbone(cfg.backbone.name, layers)
         extractor = extractor.to(device=device, dtype=dtype)
         background = torch.tensor(list(cfg.render.background), dtype=torch.float32, device=device)
         original = mesh.layout.flatten(mesh.textures).to(device)
-        objective = build_objective(extractor, style_image, original, cache, cfg.loss, background)
+        start, targets, chroma_of = original, paintings, None  # the texture optimised from, the paintings matched
+        seen_colours = shade(original, train_cache, background).permute(0, 2, 3, 1)[train_cache.mask]  # (P, 3)
+        if cfg.style.colour == "preserve" and cfg.style.colour_method == "luminance":
+            extractor, chroma_of = LuminanceOnly(extractor), original  # style from luma; chroma stays the original's
+        elif cfg.style.colour == "preserve":  # histogram: the paintings in the colours the renders show
+            targets = dataclasses.replace(paintings, images=[recoloured(image, seen_colours) for image in paintings.images])
+        elif cfg.style.recolour_start:  # ARF: the original in the paintings' palette is where it starts and what it keeps
+            palette = torch.cat([image[0].flatten(1).T for image in paintings.images])
+            start = match_colours(original, seen_colours, palette)
+        objective = build_objective(extractor, targets, start, cache, cfg.loss, background)
 
     with timer("optimize"):
         texels, history = optimize(
-            [t.to(device) for t in mesh.textures], objective, train_cache, cfg.loss, cfg.optim, min(cfg.views.per_step, len(bank)), cfg.seed
+            mesh.layout.unflatten(start), objective, train_cache, cfg.loss, cfg.optim, min(cfg.views.per_step, len(bank)), cfg.seed, chroma_of
         )
         # Texels no bank view sees never received a gradient: fill them from their surroundings.
         seen = seen_texels(train_cache.index, train_cache.weight, mesh.layout.num_texels)
@@ -278,10 +303,11 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         before = evaluate(objective, original, cache, eval_ids, cfg.loss.eval_chunk)
         after = evaluate(objective, texels, cache, eval_ids, cfg.loss.eval_chunk)
         shown = render_cache(mesh, held_out[:PREVIEW_VIEWS], OmegaConf.merge(cfg.render, {"image_size": max(PREVIEW_SIZE, cfg.render.image_size)}), device)
-        painting = tensor_to_pil(style_image[0].permute(1, 2, 0))
-        preview = beside(image_grid([shade(original, shown, background), shade(texels, shown, background)]), painting)
+        preview = image_grid([shade(original, shown, background), shade(texels, shown, background)])
+        for image in paintings.images:
+            preview = beside(preview, tensor_to_pil(image[0].permute(1, 2, 0)))
         reference = reference_renders(mesh, held_out, texels, cfg.render, cfg.export.reference_size, device)
-        figures = quality_figures(mesh, held_out, cache.select(eval_ids), {"original": original, "result": texels}, style_image, cfg, device)
+        figures = quality_figures(mesh, held_out, cache.select(eval_ids), {"original": original, "result": texels}, paintings, cfg, device)
         if figures["original"]["style_distance"]:
             figures["style_gain"] = 1.0 - figures["result"]["style_distance"] / figures["original"]["style_distance"]
 
@@ -304,7 +330,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     reduction = 1.0 - after["style"] / before["style"] if before["style"] > 0 else 0.0
     metrics = {
         "mesh": str(cfg.mesh.path),
-        "style": str(cfg.style.path),
+        "style": OmegaConf.to_container(cfg.style, resolve=True)["path"],
         "backbone": backbone,
         "backbone_dtype": str(extractor.dtype).removeprefix("torch."),
         "device": str(device),

@@ -12,11 +12,14 @@ own objective and optimiser applied directly to the photo's pixels.
 
     python scripts/quality.py                       # everything (about an hour on a 2-core CPU)
     python scripts/quality.py --cases plane_starry --configs default -- optim.steps=100
+    python scripts/quality.py --cases duck_starry --configs fast --kinds gram,w2,swd,nnfm   # style losses
+    python scripts/quality.py --controls             # colour preservation, blends, loss=fine/coarse
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import math
@@ -36,13 +39,14 @@ from PIL import Image, ImageDraw
 from mesh_style.allocator import reuse_freed_memory
 from mesh_style.backbone import load_backbone
 from mesh_style.images import pil_to_tensor, read_image, resize_long_side, tensor_to_pil
-from mesh_style.losses import gram_matrix, total_variation
+from mesh_style.losses import total_variation
 from mesh_style.mesh import load_mesh
 from mesh_style.optimize import build_objective, optimize
 from mesh_style.quality import FIGURE_LAYERS, busyness, colour_distance, structure, style_distance
 from mesh_style.run import render_cache, run
 from mesh_style.shader import ViewCache, shade
-from mesh_style.style import load_style
+from mesh_style.style import Paintings, load_style
+from mesh_style.style_losses import gram_matrix
 from mesh_style.views import sample_views
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +63,8 @@ CASES = {
     "monkey_starry": ("meshes/monkey.glb", "styles/starry_night.jpg"),
 }
 CONFIGS = {"default": [], "fast": ["preset=fast"]}
+#: ``--kinds``: the style losses; nnfm with ARF's layers and weight (configs/loss/nnfm.yaml).
+KINDS = {"gram": [], "w2": ["loss.style_kind=w2"], "swd": ["loss.style_kind=swd"], "nnfm": ["loss=nnfm"]}
 FIGURES = ("style_distance", "structure", "colour_distance", "speckle")
 
 log = logging.getLogger("quality")
@@ -161,21 +167,23 @@ def own_objective_2d(photo: torch.Tensor, painting: torch.Tensor, cfg: DictConfi
     cache = pixel_cache(height, width, cfg.render.image_size)
     image = photo[0].permute(1, 2, 0).contiguous()
     background = torch.tensor(list(cfg.render.background))
-    objective = build_objective(extractor, painting, image.reshape(-1, 3), cache, cfg.loss, background)
+    objective = build_objective(extractor, Paintings([painting], [1.0]), image.reshape(-1, 3), cache, cfg.loss, background)
     texels, _ = optimize([image], objective, cache, cfg.loss, cfg.optim, 1, cfg.seed)
     return texels.view(height, width, 3).permute(2, 0, 1)[None]
 
 
+def held_out_renders(cfg: DictConfig, path: Path, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mesh at ``path`` from ``cfg``'s held-out views at ``size`` px, on white: ``(N, 3, H, W)``
+    renders and ``(N, H, W)`` mesh masks."""
+    _, held_out = sample_views(cfg.views, cfg.seed)
+    mesh = load_mesh(compose_cfg([f"mesh.path={path}"]).mesh)
+    cache = render_cache(mesh, held_out, compose_cfg([f"render.image_size={size}"]).render, torch.device("cpu"))
+    return shade(mesh.layout.flatten(mesh.textures), cache, torch.ones(3)), cache.mask
+
+
 def render_pair(cfg: DictConfig, source: Path, result: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """Held-out views of the original and the result at twice the training size: ``(N, 3, H, W)`` each."""
-    _, held_out = sample_views(cfg.views, cfg.seed)
-    render_cfg = compose_cfg([f"render.image_size={2 * cfg.render.image_size}"]).render
-    out = []
-    for path in (source, result):
-        mesh = load_mesh(compose_cfg([f"mesh.path={path}"]).mesh)
-        cache = render_cache(mesh, held_out, render_cfg, torch.device("cpu"))
-        out.append(shade(mesh.layout.flatten(mesh.textures), cache, torch.ones(3)))
-    return out[0], out[1]
+    return held_out_renders(cfg, source, 2 * cfg.render.image_size)[0], held_out_renders(cfg, result, 2 * cfg.render.image_size)[0]
 
 
 def sheet_row(label: str, images: list[torch.Tensor], painting: torch.Tensor, height: int) -> Image.Image:
@@ -209,6 +217,8 @@ def main() -> None:
     parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated, of {', '.join(CASES)}")
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated, of default, fast")
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "quality")
+    parser.add_argument("--kinds", default="gram", help=f"comma-separated style losses, of {', '.join(KINDS)}")
+    parser.add_argument("--controls", action="store_true", help="the style controls (colour, blends, loss=fine/coarse) on Duck instead")
     parser.add_argument("--no-2d", action="store_true", help="skip the 2D references of the plane cases")
     parser.add_argument("overrides", nargs="*", help="extra config overrides for every run")
     args = parser.parse_args()
@@ -219,6 +229,9 @@ def main() -> None:
     if not SHARED.is_dir():
         sys.exit(f"quality: {SHARED} not found: the benchmark reads its inputs from ../shared/data")
     figure_extractor, _ = load_backbone("vgg16_hed", FIGURE_LAYERS)
+    if args.controls:
+        print(style_controls(args.out, figure_extractor, args.overrides))
+        return
 
     results, rows = [], []
     for case in args.cases.split(","):
@@ -227,17 +240,18 @@ def main() -> None:
         plane = case.startswith("plane")
         if plane:
             mesh_path = make_plane(mesh_path, args.out / "inputs" / f"{case}.glb")
-        for config in args.configs.split(","):
-            overrides = [f"mesh.path={mesh_path}", f"style.path={painting_path}", "backbone.name=vgg16_hed"]
+        for config, kind in itertools.product(args.configs.split(","), args.kinds.split(",")):
+            overrides = [f"mesh.path={mesh_path}", f"style.path={painting_path}", "backbone.name=vgg16_hed", *KINDS[kind]]
             overrides += (PLANE_VIEWS if plane else []) + CONFIGS[config] + args.overrides
             cfg = compose_cfg(overrides)
-            out = args.out / f"{case}-{config}"
+            config = config if kind == "gram" else f"{config} {kind}"
+            out = args.out / f"{case}-{config.replace(' ', '-')}"
             shutil.rmtree(out, ignore_errors=True)  # this script's own folder: a rerun replaces it
             start = time.perf_counter()
             metrics = run(cfg, out)
             seconds = time.perf_counter() - start
             entry = {"case": case, "config": config, "seconds": round(seconds, 1), **metrics["quality"]}
-            painting = load_style(cfg.style)
+            painting = load_style(cfg.style).images[0]
             original, result = render_pair(cfg, mesh_path, out / f"{mesh_path.stem}_stylized.glb")
             rows.append(sheet_row(f"{case} {config}: original", list(original), painting, 2 * cfg.render.image_size))
             rows.append(sheet_row(f"{case} {config}: result", list(result), painting, 2 * cfg.render.image_size))
@@ -262,6 +276,77 @@ def main() -> None:
             stack(rows).save(args.out / "contact_sheet.png")
 
     print(table(results))
+
+
+#: ``--controls``: the style controls on Duck × Starry Night at preset=fast (the issue "Style controls").
+CONTROLS = {
+    "transfer": [],
+    "preserve luminance": ["style.colour=preserve", "style.colour_method=luminance"],
+    "preserve histogram": ["style.colour=preserve", "style.colour_method=histogram"],
+    "the scream alone": ["style.path={scream}"],
+    "blend 0.5/0.5": ["style.path=[{starry},{scream}]"],
+    "loss=fine": ["loss=fine"],
+    "loss=coarse": ["loss=coarse"],
+}
+
+
+def style_controls(out_dir: Path, extractor: torch.nn.Module, extra: list[str]) -> str:
+    """Runs :data:`CONTROLS`, draws their contact sheet, and returns a markdown table of their
+    figures with the issue's targets checked."""
+    mesh_path = SHARED / "meshes" / "Duck.glb"
+    paintings = {name: SHARED / "styles" / f"{name}.jpg" for name in ("starry_night", "the_scream")}
+    paths = {"starry": paintings["starry_night"], "scream": paintings["the_scream"]}
+    references = {name: load_style(compose_cfg([f"style.path={p}", "preset=fast"]).style).images[0] for name, p in paintings.items()}
+    entries, rows = {}, []
+    for name, variant in CONTROLS.items():
+        overrides = [f"mesh.path={mesh_path}", f"style.path={paths['starry']}", "backbone.name=vgg16_hed", "preset=fast"]
+        cfg = compose_cfg(overrides + [o.format(**paths) for o in variant] + extra)
+        out = out_dir / "controls" / name.replace(" ", "-").replace("/", "-").replace("=", "-")
+        shutil.rmtree(out, ignore_errors=True)
+        start = time.perf_counter()
+        quality = run(cfg, out)["quality"]
+        seconds = time.perf_counter() - start
+        o, r = quality["original"], quality["result"]
+        result_path = out / f"{mesh_path.stem}_stylized.glb"
+        images, mask = held_out_renders(cfg, result_path, cfg.render.image_size)
+        entries[name] = {
+            "style_gain": quality.get("style_gain"),
+            "grey_style_gain": 1 - r["grey_style_distance"] / o["grey_style_distance"],
+            "structure": r["structure"],
+            "colour_distance": r["colour_distance"],
+            "colour_distance_to_original": r["colour_distance_to_original"],
+            "speckle": r["speckle"],
+            **{f"style_distance_{p}": style_distance(extractor, images, mask, image) for p, image in references.items()},
+            "seconds": round(seconds, 1),
+        }
+        log.info("controls %s: %s", name, json.dumps(entries[name]))
+        original, result = render_pair(cfg, mesh_path, result_path)
+        if not rows:
+            rows.append(sheet_row("duck fast: original", list(original), references["starry_night"], 2 * cfg.render.image_size))
+        painting = torch.cat([references["starry_night"], references["the_scream"]], -1) if "blend" in name else load_style(cfg.style).images[0]
+        rows.append(sheet_row(f"duck fast: {name}", list(result), painting, 2 * cfg.render.image_size))
+        (out_dir / "controls.json").write_text(json.dumps(entries, indent=2))
+        stack(rows).save(out_dir / "controls_contact_sheet.png")
+
+    keys = ("style_gain", "grey_style_gain", "structure", "colour_distance", "colour_distance_to_original", "speckle",
+            "style_distance_starry_night", "style_distance_the_scream")
+    lines = ["| Duck × Starry Night, preset=fast | " + " | ".join(k.replace("_", " ") for k in keys) + " | s |",
+             "| --- " * (len(keys) + 2) + "|"]
+    lines += [f"| {name} | " + " | ".join(fmt(e[k]) for k in keys) + f" | {e['seconds']:.0f} |" for name, e in entries.items()]
+    e = entries
+    ratio = e["preserve luminance"]["colour_distance_to_original"] / e["transfer"]["colour_distance_to_original"]
+    ratio_h = e["preserve histogram"]["colour_distance_to_original"] / e["transfer"]["colour_distance_to_original"]
+    blend = e["blend 0.5/0.5"]
+    lines += [
+        "",
+        f"- preserve (luminance): colour distance to the original {ratio:.2f} × transfer's (target ≤ 0.5), "
+        f"grey style gain {fmt(e['preserve luminance']['grey_style_gain'])} (target ≥ 0.7); histogram: {ratio_h:.2f} ×, "
+        f"{fmt(e['preserve histogram']['grey_style_gain'])}",
+        f"- blend: to Starry Night {fmt(blend['style_distance_starry_night'])} vs The Scream alone "
+        f"{fmt(e['the scream alone']['style_distance_starry_night'])}; to The Scream {fmt(blend['style_distance_the_scream'])} "
+        f"vs Starry Night alone {fmt(e['transfer']['style_distance_the_scream'])} (target: each blend figure lower)",
+    ]
+    return "\n".join(lines)
 
 
 def table(results: list[dict]) -> str:

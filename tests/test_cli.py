@@ -97,6 +97,11 @@ def test_bad_inputs(tmp_path, inputs, mesh_arg, style_arg, fragments):
         ("loss.style_weight=nan", ["loss.style_weight=nan", ">= 0"]),
         ("loss.chroma_weight=-1", ["loss.chroma_weight=-1"]),
         ("loss.facing_power=inf", ["loss.facing_power=inf"]),
+        ("loss.style_kind=adain", ["loss.style_kind='adain'", "gram, w2, swd, nnfm"]),
+        ("loss.style_layers={relu1_1: -1}", ["loss.style_layers", ">= 0"]),
+        ("style.weights=[1,1]", ["style.weights has 2 values for 1 paintings"]),
+        ("style.weights=[-1]", ["style.weights=[-1]", ">= 0"]),
+        ("style.colour=keep", ["style.colour='keep'", "transfer, preserve"]),
     ],
 )
 def test_bad_config_values(tmp_path, inputs, override, fragments):

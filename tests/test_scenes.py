@@ -5,7 +5,7 @@ import torch
 import trimesh
 
 from conftest import TINY, shared_file, textured_vase
-from mesh_style.images import pil_to_tensor, read_image
+from mesh_style.images import chroma, luminance, pil_to_tensor, read_image
 from mesh_style.mesh import load_mesh
 from mesh_style.run import render_cache, run
 from mesh_style.shader import shade
@@ -62,6 +62,21 @@ def test_scene_with_two_meshes_transform_and_untextured_part(tmp_path, make_cfg,
         reloaded = load_mesh(make_cfg(f"mesh.path={out / ('scene_stylized' + suffix)}").mesh)
         assert len(reloaded.textures) == 2
         assert (renders(reloaded, make_cfg) - expected).abs().mean() < 2 / 255
+
+
+def test_preserving_colour_keeps_an_untextured_part_s_colour(tmp_path, make_cfg, style_png):
+    """``style.colour=preserve`` (by luminance): the painting changes only the luma, so the red
+    ball keeps red's chroma exactly (up to 8-bit rounding); ``transfer`` moves it."""
+    path = two_mesh_scene(tmp_path / "scene.glb")
+    ball = next(i for i, slot in enumerate(load_mesh(make_cfg(f"mesh.path={path}").mesh).slots) if slot.geometries == ["ball"])
+    red = chroma(torch.tensor([200 / 255, 30 / 255, 30 / 255]).view(1, 3, 1, 1))
+    drift = {}
+    for colour in ("preserve", "transfer"):
+        run(make_cfg(f"mesh.path={path}", f"style.path={style_png}", *TINY, f"style.colour={colour}"), tmp_path / colour)
+        texture = stylised_textures(tmp_path / colour, "scene", 2)[ball].permute(2, 0, 1)[None]
+        drift[colour] = (chroma(texture) - red).abs().amax().item()
+        assert luminance(texture).std() > 1 / 255  # painted: the luma moved
+    assert drift["preserve"] < 1.5 / 255 < 10 / 255 < drift["transfer"]
 
 
 def test_mesh_without_uvs_is_unwrapped_and_stylised(tmp_path, make_cfg, style_png):

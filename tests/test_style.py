@@ -1,4 +1,4 @@
-"""Style input: every image kind Pillow reads becomes (1, 3, H, W) RGB in [0, 1]."""
+"""Style input: every image kind Pillow reads becomes (1, 3, H, W) RGB in [0, 1]; blends; colour options."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,8 @@ import torch
 from PIL import Image
 
 from mesh_style.errors import MeshStyleError
-from mesh_style.style import load_style
+from mesh_style.images import chroma, keep_chroma
+from mesh_style.style import load_style, recoloured
 
 
 def _gradient(mode_size=(40, 20)) -> np.ndarray:
@@ -28,7 +29,9 @@ def _gradient(mode_size=(40, 20)) -> np.ndarray:
 def test_image_kinds_are_converted(tmp_path, make_cfg, name, make):
     path = tmp_path / name
     make(_gradient()).save(path)
-    style = load_style(make_cfg(f"style.path={path}", "style.size=20").style)
+    paintings = load_style(make_cfg(f"style.path={path}", "style.size=20").style)
+    assert paintings.weights == [1.0]
+    style, = paintings.images
     assert style.shape == (1, 3, 10, 20) and style.dtype == torch.float32
     assert style.min() >= 0 and style.max() <= 1
     # Left is dark, right is bright, whatever the bit depth: 16-bit is scaled by 65535, not 255.
@@ -44,3 +47,55 @@ def test_unreadable_and_missing_images(tmp_path, make_cfg):
         load_style(make_cfg(f"style.path={tmp_path / 'nope.png'}").style)
     with pytest.raises(MeshStyleError, match="style.size"):
         load_style(make_cfg(f"style.path={text}", "style.size=4").style)
+
+
+def test_several_paintings_with_weights(tmp_path, make_cfg):
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    Image.new("RGB", (40, 20), "red").save(a)
+    Image.new("RGB", (10, 30), "blue").save(b)
+    paintings = load_style(make_cfg(f"style.path=[{a},{b}]", "style.weights=[3,1]", "style.size=20").style)
+    assert [tuple(p.shape) for p in paintings.images] == [(1, 3, 10, 20), (1, 3, 20, 7)]
+    assert paintings.weights == [0.75, 0.25]
+    assert load_style(make_cfg(f"style.path=[{a},{b}]").style).weights == [0.5, 0.5]  # null: equal
+
+
+@pytest.mark.parametrize(
+    "overrides, fragment",
+    [
+        (["style.weights=[1]"], "1 values for 2 paintings"),
+        (["style.weights=[1,-1]"], "must be finite numbers >= 0"),
+        (["style.weights=[0,0]"], "not all 0"),
+        (["style.colour=keep"], "style.colour='keep'"),
+        (["style.colour=preserve", "style.colour_method=lab"], "style.colour_method='lab'"),
+    ],
+)
+def test_bad_blends_and_colour_options(tmp_path, make_cfg, overrides, fragment):
+    a = tmp_path / "a.png"
+    Image.new("RGB", (8, 8), "red").save(a)
+    with pytest.raises(MeshStyleError, match=fragment.replace("[", r"\[")):
+        load_style(make_cfg(f"style.path=[{a},{a}]", *overrides).style)
+
+
+def test_keep_chroma_keeps_the_original_chroma_exactly():
+    """Any luma, the original's chroma: also where the new luma would leave the RGB cube."""
+    torch.manual_seed(0)
+    original = torch.rand(1000, 3)
+    texels = torch.rand(1000, 3)
+    kept = keep_chroma(texels, original)
+    as_image = lambda t: t.T.reshape(1, 3, 1, -1)  # noqa: E731
+    assert torch.allclose(chroma(as_image(kept)), chroma(as_image(original)), atol=1e-6)
+    assert kept.min() >= -1e-6 and kept.max() <= 1 + 1e-6
+    # Where the luma fits, it is the texels' own.
+    luma = torch.tensor([0.299, 0.587, 0.114])
+    fits = ((texels @ luma)[:, None] + original - (original @ luma)[:, None]).clamp(0, 1).eq(
+        (texels @ luma)[:, None] + original - (original @ luma)[:, None]).all(1)
+    assert fits.sum() > 100 and torch.allclose((kept @ luma)[fits], (texels @ luma)[fits], atol=1e-6)
+
+
+def test_recoloured_takes_the_colour_mean_and_covariance_of_the_pixels():
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 32, 32) * 0.5
+    pixels = torch.rand(5000, 3) @ torch.tensor([[0.3, 0.1, 0.0], [0.0, 0.2, 0.05], [0.0, 0.0, 0.1]]) + 0.3
+    out = recoloured(image, pixels)[0].flatten(1).T
+    assert torch.allclose(out.mean(0), pixels.mean(0), atol=1e-4)
+    assert torch.allclose(torch.cov(out.T), torch.cov(pixels.T), atol=1e-4)
