@@ -43,6 +43,7 @@ from mesh_style.mesh import Mesh, load_mesh  # noqa: E402
 from mesh_style.allocator import reuse_freed_memory  # noqa: E402
 from mesh_style.optimize import TextureOptimizer, build_objective  # noqa: E402
 from mesh_style.textures import texel_footprint  # noqa: E402
+from mesh_style.style import Paintings  # noqa: E402
 from mesh_style.rasterizer import rasterize_pytorch3d  # noqa: E402
 from mesh_style.run import render_cache  # noqa: E402
 from mesh_style.shader import build_view_cache  # noqa: E402
@@ -125,7 +126,7 @@ def step_setup(mesh: Mesh, size: int, per_step: int, dtype: torch.dtype):
     cache = render_cache(mesh, bank, cfg.render, torch.device("cpu"))
     layers = sorted({*cfg.loss.style_layers, cfg.loss.content_layer})
     extractor = load_backbone("vgg16_hed", layers)[0].to(dtype)
-    style = torch.rand(1, 3, cfg.style.size, cfg.style.size)
+    style = Paintings([torch.rand(1, 3, cfg.style.size, cfg.style.size)], [1.0])
     background = torch.ones(3)
     objective = build_objective(extractor, style, mesh.layout.flatten(mesh.textures), cache, cfg.loss, background)
     return cfg, bank, cache, extractor, objective

@@ -80,6 +80,18 @@ def test_same_seed_same_texture(tmp_path, make_cfg, vase_glb, style_png):
     assert not np.array_equal(first, other)
 
 
+def test_recolour_start_begins_in_the_paintings_palette(tmp_path, make_cfg, vase_glb, style_png):
+    """``style.recolour_start=true`` (ARF): the texture starts from the original moved to the
+    painting's colour mean and covariance, so after a few steps its colours are far closer to the
+    painting's than those of a run from the original, with the original's layout still there."""
+    figures = {
+        flag: run(make_cfg(f"mesh.path={vase_glb}", f"style.path={style_png}", *TINY, f"style.recolour_start={flag}"), tmp_path / flag)["quality"]
+        for flag in ("false", "true")
+    }
+    assert figures["true"]["result"]["colour_distance"] < 0.5 * figures["false"]["result"]["colour_distance"], figures
+    assert figures["true"]["result"]["structure"] > 0.5, figures
+
+
 @pytest.mark.parametrize("name", ["Duck.glb", "fuze.obj", "BoxTextured.glb"])
 def test_shared_meshes_export_and_reload(tmp_path, make_cfg, name, style_png):
     """The exported GLB and OBJ re-load (trimesh) with the stylised texture and render like the
