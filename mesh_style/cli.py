@@ -8,6 +8,7 @@ bad config value, unknown config key) print one line and exit with status 2, no 
 from __future__ import annotations
 
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -18,11 +19,13 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
 
 from mesh_style.errors import MeshStyleError
+from mesh_style.schema import require_inputs, settings, validate
 from mesh_style.sweep import ERROR_FILE
 
 CONFIG_MODULE = "mesh_style.configs"
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 #: Hydra's flags that print something instead of running.
 NO_RUN_FLAGS = {"--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc"}
 #: Hydra's flags that take the next argument as their value (``--info`` only one of its topics).
@@ -30,6 +33,15 @@ FLAGS_WITH_VALUE = {"--config-path", "-cp", "--config-name", "-cn", "--config-di
 INFO_TOPICS = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
 #: Keys that the first and second positional arguments set.
 POSITIONAL_KEYS = ("mesh.path", "style.path")
+
+
+class Terminated(BaseException):
+    """SIGTERM (a scheduler's or ``kill``'s stop), raised wherever the run is, so that its cleanup
+    (the staging folder's removal) runs as for Ctrl-C."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
 
 
 def fail(message: str) -> None:
@@ -55,35 +67,61 @@ def hydra_main(cfg: DictConfig) -> None:
     print(f"mesh-style: results in {out_dir}")
 
 
+#: Hydra's messages for an unknown key and a value of the wrong type, reworded below.
+UNKNOWN_KEY = re.compile(r"Could not override '([^']+)'.* not in '\w+'")
+WRONG_TYPE = re.compile(r"Error merging override (\S+) .*?(?:converted to|is not a valid|is not a) (\w+)")
+#: Flags that replace the primary config or print completions: the check below leaves those to Hydra.
+OWN_CONFIG_FLAGS = {"--config-path", "-cp", "--config-name", "-cn", "--shell-completion", "-sc"}
+
+
 def _one_line(error: BaseException) -> str:
     parts = [str(error)] + ([str(error.__cause__)] if error.__cause__ else [])
     text = " ".join(p.split("\n    full_key:")[0] for p in parts)  # drop OmegaConf's context block
-    text = text.split("Config search path")[0]
-    return re.sub(r"\s+", " ", text).strip()
+    text = re.sub(r"\s+", " ", text.split("Config search path")[0]).strip()
+    if unknown := UNKNOWN_KEY.search(text):
+        return f"{unknown[1]} is not a setting (see them all with: mesh-style --help)"
+    if wrong := WRONG_TYPE.search(text):
+        kind = {"ListConfig": "list, e.g. [a,b]", "DictConfig": "map, e.g. {a:1}"}.get(wrong[2], wrong[2].lower())
+        return f"{wrong[1]} is not a valid {kind} (see each setting's default with: mesh-style --help)"
+    return f"{text} (see the settings with: mesh-style --help)"
 
 
 def check_overrides(args: list[str]) -> None:
-    """Compose the config once with the first value of every sweep, so that an unknown key or
-    group option, or a missing mesh or painting, fails here with one line, before torch is imported,
-    before Hydra makes a run folder or prints a multi-line report, and before a sweep starts its jobs."""
+    """Compose the config once (with the first value of every sweep) and validate it, so that an
+    unknown key or group option, a value of the wrong type, range or shape, or a missing mesh or
+    painting fails here with one line, before torch is imported, before Hydra makes a run folder or
+    prints a multi-line report, and before a sweep starts its jobs."""
     from hydra import compose, initialize_config_module
 
+    if any(a.split("=")[0] in OWN_CONFIG_FLAGS for a in args):
+        return  # run() validates the composed config, still before any work
     candidates = [a for a in args if not a.startswith("-") and ("=" in a or a.startswith("~"))]
+    config_dirs = [Path(value).resolve() for flag, value in zip(args, args[1:]) if flag in ("--config-dir", "-cd")]
+    parser = OverridesParser.create()
+    for arg in candidates:
+        try:
+            parser.parse_override(arg)
+        except Exception as error:  # Hydra's grammar errors
+            reason = re.sub(r"\s+", " ", str(error)).split(" See https")[0]
+            fail(f"cannot read the override {arg!r}: {reason} (quote values with commas, spaces or brackets: 'style.path=\"a,b.jpg\"')")
     try:
-        parsed = OverridesParser.create().parse_overrides(candidates)
+        parsed = parser.parse_overrides(candidates)
         first = [
             f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}" if o.is_sweep_override() else o.input_line
             for o in parsed
         ]
         with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
-            cfg = compose("config", overrides=first, return_hydra_config=True)
+            searchpath = [f"hydra.searchpath=[{','.join(quoted(f'file://{d}') for d in config_dirs)}]"] if config_dirs else []
+            cfg = compose("config", overrides=first + searchpath, return_hydra_config=True)
     except Exception as error:  # Hydra and OmegaConf raise several types for bad overrides
-        fail(f"{_one_line(error)} (see the keys with: mesh-style --cfg job)")
-    asks_for_a_run = not any(a.split("=")[0] in NO_RUN_FLAGS for a in args)
-    if asks_for_a_run and cfg.mesh.path is None:
-        fail("no mesh given (mesh-style MESH PAINTING, or mesh.path=model.glb: GLB, glTF, OBJ or PLY)")
-    if asks_for_a_run and cfg.style.path is None:
-        fail("no style image given (mesh-style MESH PAINTING, or style.path=painting.jpg)")
+        fail(_one_line(error))
+    if any(a.split("=")[0] in NO_RUN_FLAGS for a in args):  # --cfg, --help: no run
+        return
+    sweep = any(a in ("-m", "--multirun") for a in args)
+    try:
+        require_inputs(cfg) if sweep else validate(cfg)  # in a sweep each job validates its values: a bad one fails alone
+    except MeshStyleError as error:
+        fail(str(error))
 
 
 def quoted(value: str) -> str:
@@ -97,18 +135,21 @@ def quoted(value: str) -> str:
 
 
 def expand_positionals(args: list[str]) -> list[str]:
-    """``MESH PAINTING key=value ...`` → ``mesh.path=MESH style.path=PAINTING key=value ...``."""
-    out, positionals, previous = [], [], ""
+    """``MESH PAINTING key=value ...`` → ``mesh.path=MESH style.path=PAINTING key=value ...``, with
+    Hydra's flags (and their values) first: its parser takes the overrides as one trailing run."""
+    flags, overrides, positionals, previous = [], [], [], ""
     for arg in args:
         is_value = previous in FLAGS_WITH_VALUE or (previous in ("--info", "-i") and arg in INFO_TOPICS)
-        if is_value or arg.startswith("-") or "=" in arg or arg.startswith("~"):
-            out.append(arg)
+        if is_value or arg.startswith("-"):
+            flags.append(arg)
+        elif "=" in arg or arg.startswith("~"):
+            overrides.append(arg)
         else:
             positionals.append(arg)
         previous = "" if is_value else arg
     if len(positionals) > len(POSITIONAL_KEYS):
         fail(f"unexpected argument {positionals[len(POSITIONAL_KEYS)]!r} (give MESH and PAINTING first, then key=value overrides)")
-    return [f"{key}={quoted(value)}" for key, value in zip(POSITIONAL_KEYS, positionals)] + out
+    return flags + [f"{key}={quoted(value)}" for key, value in zip(POSITIONAL_KEYS, positionals)] + overrides
 
 
 HELP = """\
@@ -134,32 +175,24 @@ more: mesh-style --cfg job (every value), --hydra-help (Hydra's own options), --
 """
 
 
-def settings_help() -> str:
-    """One line per documented setting, ``group.key=default  comment``, read from the config files
-    themselves (their comments are the documentation), in the order of the defaults list."""
-    from importlib.resources import files
+def shown(value: object) -> str:
+    """A default as it is typed on the command line."""
+    if isinstance(value, list):
+        return "[" + ",".join(map(shown, value)) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{shown(v)}" for k, v in value.items()) + "}"
+    if value is None:
+        return "null"
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
-    root = files(CONFIG_MODULE)
-    main_lines = root.joinpath("config.yaml").read_text().splitlines()
-    groups = [re.match(r"\s+- (\w+): (\w+)", line) for line in main_lines]
-    sources = [("", main_lines)] + [
-        (f"{m[1]}.", root.joinpath(m[1], f"{m[2]}.yaml").read_text().splitlines()) for m in groups if m and m[2] != "null"
-    ]
-    out, parents = [], []
-    for prefix, lines in sources:
-        for line in lines:
-            entry = re.match(r"( *)(\w+):\s*(.*?)\s*(?:#\s*(.*))?$", line)
-            if not entry or entry[2] in ("defaults", "hydra"):
-                if entry and not entry[1]:
-                    parents = [None]  # skip the whole block
-                continue
-            depth = len(entry[1]) // 2
-            parents = parents[:depth] + [entry[2]]
-            if None in parents or not entry[4]:
-                continue
-            setting = prefix + ".".join(parents) + (f"={entry[3]}" if entry[3] else "")
-            out.append(f"  {setting:<42} {entry[4]}")
-    return "\n".join(out)
+
+def settings_help() -> str:
+    """One line per setting, ``key=default  doc``, from the schema (the one place they are written)."""
+    lines = []
+    for key, default, doc in settings():
+        setting = f"{key}={shown(default)}"
+        lines.append(f"  {setting:<42} {doc}" if len(setting) <= 42 else f"  {setting}\n  {'':<42} {doc}")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -176,8 +209,12 @@ def main() -> None:
         return
     sys.argv[1:] = expand_positionals(sys.argv[1:])
     check_overrides(sys.argv[1:])
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         hydra_main()
     except KeyboardInterrupt:  # Ctrl-C: staged outputs are already removed; one line, not a traceback
         print("mesh-style: interrupted; no result was written", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
+    except Terminated:
+        print("mesh-style: terminated (SIGTERM); no result was written", file=sys.stderr)
+        sys.exit(EXIT_TERMINATED)

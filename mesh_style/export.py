@@ -23,7 +23,6 @@ from PIL import Image
 from trimesh.exchange.obj import export_obj
 from trimesh.visual.material import PBRMaterial
 
-from mesh_style.errors import MeshStyleError
 from mesh_style.images import tensor_to_pil
 from mesh_style.mesh import Mesh
 
@@ -65,36 +64,37 @@ def write_obj(scene: trimesh.Scene, folder: Path, stem: str) -> None:
         (folder / name).write_bytes(data)
 
 
+#: The file whose presence marks a complete result; moved into place last.
+COMPLETE_MARK = "metrics.json"
+
+
 @contextlib.contextmanager
 def staged_outputs(out_dir: Path) -> Iterator[Path]:
-    """Yield a staging folder; on success move its files into ``out_dir``, always remove it."""
+    """Yield a staging folder inside ``out_dir``; on success move its files into ``out_dir``,
+    :data:`COMPLETE_MARK` last. On any failure, also during the moves (Ctrl-C, SIGTERM, a full disk),
+    none of them is left. Staging folders that killed runs left behind are removed first."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.glob(".partial-*"):
+        shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=out_dir))
+    moved: list[Path] = []
     try:
         yield staging
-        for path in sorted(staging.iterdir()):
+        for path in sorted(staging.iterdir(), key=lambda p: (p.name == COMPLETE_MARK, p.name)):
             os.replace(path, out_dir / path.name)
+            moved.append(out_dir / path.name)
+    except BaseException:
+        for path in reversed(moved):
+            path.unlink(missing_ok=True)
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def check_export_config(cfg: DictConfig) -> None:
-    """Reject export settings that cannot work (called before any work, and again by :func:`export_scene`)."""
-    unknown = set(cfg.formats) - {"glb", "obj"}
-    if unknown or not cfg.formats:
-        raise MeshStyleError(f"export.formats={list(cfg.formats)} must list glb and/or obj")
-    spec = cfg.turntable
-    if spec.frames < 0 or spec.size < 16 or not spec.seconds > 0 or not -90 <= spec.elev <= 90:
-        raise MeshStyleError(
-            f"export.turntable={dict(spec)} needs frames >= 0 (0: no turntable), size >= 16, seconds > 0 and elev in [-90, 90]"
-        )
 
 
 def export_scene(
     mesh: Mesh, images: list[Image.Image], stem: str, folder: Path, cfg: DictConfig
 ) -> list[str]:
     """Write the stylised scene in the formats of ``cfg.formats`` (``glb``, ``obj``); returns file names."""
-    check_export_config(cfg)
     names = texture_names(mesh, stem)
     scene = stylized_scene(mesh, images, names)
     before = set(os.listdir(folder))

@@ -35,12 +35,19 @@ def tensor_to_pil(image: torch.Tensor) -> Image.Image:
 
 def read_image(path: Path, what: str, config_key: str) -> Image.Image:
     """Open an image file fully, turning every failure into a one-line :class:`MeshStyleError`."""
+    if path.is_dir():
+        raise MeshStyleError(f"{config_key}={path} is a folder (give the image file inside it)")
     if not path.is_file():
         raise MeshStyleError(f"{what} not found: {path} (check {config_key})")
     try:
         with Image.open(path) as image:
             image.load()
             return image.copy()
+    except Image.DecompressionBombError as error:
+        raise MeshStyleError(
+            f"{what} {path} has more pixels than Pillow reads safely ({2 * Image.MAX_IMAGE_PIXELS:,} at most) "
+            "(resize it below about 10000 × 10000 pixels)"
+        ) from error
     except (UnidentifiedImageError, OSError, ValueError) as error:
         raise MeshStyleError(
             f"cannot read {what} {path}: {error} (use a JPEG, PNG or WebP file for {config_key})"
@@ -105,13 +112,17 @@ def grey(images: torch.Tensor) -> torch.Tensor:
 
 
 def keep_chroma(texels: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
-    """``(T, 3)`` RGB with the luma of ``texels`` and the chroma of ``original`` exactly.
+    """``(T, 3)`` RGB with the luma of ``texels`` and the chroma of ``original``: exactly where it
+    fits, scaled down (same hue, less saturated) where it would leave [0, 1]³.
 
-    Chroma is linear in ``rgb − luma``, so it is kept by keeping each texel's offsets from its own
-    luma; the new luma is clamped to where those offsets stay inside [0, 1]³ (for an in-gamut
-    ``original`` that range holds its own luma, so it is never empty).
+    Chroma is linear in ``rgb − luma``, so each texel keeps its original's offsets from luma. A
+    saturated colour leaves little room for luma (pure yellow's lies in [0.68, 0.78]); scaling
+    the offsets instead of clamping the luma lets the painting's light and dark strokes through,
+    as dark ochre and pale yellow on a yellow duck.
     """
     weights = torch.tensor([0.299, 0.587, 0.114], dtype=texels.dtype, device=texels.device)
     offsets = original - (original @ weights).unsqueeze(1)
-    luma = (texels @ weights).unsqueeze(1)
-    return luma.clamp((-offsets).amax(1, keepdim=True), (1 - offsets).amin(1, keepdim=True)) + offsets
+    luma = (texels @ weights).unsqueeze(1).clamp(0, 1)
+    room = torch.where(offsets > 0, 1 - luma, luma)  # distance to the face of the cube each offset points at
+    scale = (room / offsets.abs().clamp_min(1e-6)).amin(1, keepdim=True).clamp(max=1)
+    return luma + scale * offsets

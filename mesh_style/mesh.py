@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from mesh_style.errors import MeshStyleError
-from mesh_style.images import pil_to_tensor
+from mesh_style.images import pil_to_tensor, read_image
 from mesh_style.textures import TextureLayout
 
 log = logging.getLogger(__name__)
@@ -151,8 +151,37 @@ def unwrap(geometry: trimesh.Trimesh, name: str, cfg: DictConfig) -> trimesh.Tri
     )
 
 
+def _statement_args(line: str, keyword: str) -> str | None:
+    """The rest of an OBJ/MTL statement ``keyword args``, or None; options (``-bm 1``) are not parsed."""
+    parts = line.strip().split(maxsplit=1)
+    return parts[1].strip() if len(parts) == 2 and parts[0] == keyword else None
+
+
+def check_obj_textures(path: Path) -> None:
+    """Every material library an OBJ names, and every ``map_Kd`` texture in them, exists and decodes.
+
+    trimesh skips a missing or broken one with a log message, and the material silently becomes
+    blank; an error naming the file is what a user needs.
+    """
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    for library in filter(None, (_statement_args(line, "mtllib") for line in text.splitlines())):
+        mtl = path.parent / library
+        if not mtl.is_file():
+            raise MeshStyleError(f"mesh {path} names the material library {library!r}, which is not at {mtl} (copy it there)")
+        for line in mtl.read_bytes().decode("utf-8", errors="replace").splitlines():
+            if (texture := _statement_args(line, "map_Kd")) is not None:
+                name = texture.split()[-1] if texture.startswith("-") else texture  # options first, then the file
+                read_image(mtl.parent / name, f"texture of {mtl.name}", f"map_Kd in {mtl}")
+
+
 def load_scene(path: Path) -> trimesh.Scene:
-    """Read a mesh file as a trimesh scene; any failure becomes a one-line :class:`MeshStyleError`."""
+    """Read a mesh file as a trimesh scene; any failure becomes a one-line :class:`MeshStyleError`.
+
+    Geometry is checked before trimesh's processing, which would silently drop NaN or infinite
+    vertices and every face using them.
+    """
+    if path.is_dir():
+        raise MeshStyleError(f"mesh.path={path} is a folder (give the mesh file inside it)")
     if not path.is_file():
         raise MeshStyleError(f"mesh file not found: {path} (check mesh.path)")
     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
@@ -160,22 +189,29 @@ def load_scene(path: Path) -> trimesh.Scene:
             f"unsupported mesh format {path.suffix or '(none)'!r} for {path}: "
             f"convert it to one of {', '.join(SUPPORTED_SUFFIXES)} (e.g. File > Export in Blender)"
         )
+    if path.suffix.lower() == ".obj":
+        check_obj_textures(path)
     try:
-        scene = trimesh.load(path, force="scene")
+        # resolve(): the OS follows symlinks before "..", trimesh would cancel them lexically.
+        scene = trimesh.load(path.resolve(), force="scene", process=False)
     except Exception as error:  # trimesh raises many types for broken files
         raise MeshStyleError(f"cannot read mesh {path}: {type(error).__name__}: {error} (is the file complete?)") from error
+    for name, geometry in scene.geometry.items():
+        if isinstance(geometry, trimesh.Trimesh):
+            if not np.isfinite(geometry.vertices).all():
+                raise MeshStyleError(
+                    f"mesh {path} has NaN or infinite vertex positions in {name!r} (repair it, e.g. delete those vertices in Blender)"
+                )
+            geometry.process()  # what trimesh.load does by default: merge duplicate vertices
+            if len(geometry.faces) and not geometry.area > 0:
+                raise MeshStyleError(
+                    f"mesh {path}: {name!r} has zero surface area, every face degenerate (delete it, or repair it: Mesh > Clean Up in Blender)"
+                )
     return scene
 
 
 def load_mesh(cfg: DictConfig) -> Mesh:
     """Load ``cfg.path`` (the ``mesh`` config group) into a :class:`Mesh`."""
-    if cfg.unwrap.padding < 0 or not 16 <= cfg.unwrap.resolution <= 8192:
-        raise MeshStyleError(
-            f"mesh.unwrap.padding={cfg.unwrap.padding} must be >= 0 and mesh.unwrap.resolution="
-            f"{cfg.unwrap.resolution} between 16 and 8192"
-        )
-    if not 16 <= cfg.blank_texture_size <= 8192:
-        raise MeshStyleError(f"mesh.blank_texture_size={cfg.blank_texture_size} must be between 16 and 8192")
     path = Path(cfg.path)
     scene = load_scene(path)
 
@@ -199,7 +235,12 @@ def load_mesh(cfg: DictConfig) -> Mesh:
             slot_of_material[key] = len(slots)
             name = getattr(material, "name", None) or f"material{len(slots)}"
             slots.append(MaterialSlot(name=name))
-            textures.append(_initial_texture(material, cfg))
+            try:  # embedded images decode lazily, here
+                textures.append(_initial_texture(material, cfg))
+            except (OSError, ValueError, SyntaxError) as error:  # what Pillow raises for broken image data
+                raise MeshStyleError(
+                    f"cannot decode the texture of material {name!r} in {path}: {error} (re-export it with a valid PNG or JPEG texture)"
+                ) from error
         slot = slot_of_material[key]
         if geometry_name not in slots[slot].geometries:
             slots[slot].geometries.append(geometry_name)
@@ -208,7 +249,7 @@ def load_mesh(cfg: DictConfig) -> Mesh:
         parts.append((verts, normals, np.asarray(geometry.faces), np.asarray(uv), slot))
 
     if not parts:
-        raise MeshStyleError(f"mesh {path} has no triangle faces: give a surface mesh, not a point cloud or lines")
+        raise MeshStyleError(f"mesh {path} has no triangle faces (give a surface mesh, not a point cloud or lines)")
 
     offsets = np.cumsum([0] + [len(p[0]) for p in parts])
     verts = np.concatenate([p[0] for p in parts])
@@ -217,12 +258,10 @@ def load_mesh(cfg: DictConfig) -> Mesh:
     uvs = np.concatenate([p[3] for p in parts])
     face_material = np.concatenate([np.full(len(p[2]), p[4]) for p in parts])
     if not (np.isfinite(verts).all() and np.isfinite(uvs).all()):
-        raise MeshStyleError(f"mesh {path} has NaN or infinite vertex positions or UVs: repair it before stylising")
+        raise MeshStyleError(f"mesh {path} has NaN or infinite UVs or node transforms (repair them, or delete the UVs to have it unwrapped)")
 
     centre = (verts.min(0) + verts.max(0)) / 2
     radius = np.linalg.norm(verts - centre, axis=1).max()
-    if radius <= 0:
-        raise MeshStyleError(f"mesh {path} is degenerate (all vertices coincide)")
     normals = normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
     log.info("mesh %s: %d faces, %d vertices, %d texture(s)", path.name, len(faces), len(verts), len(textures))
     return Mesh(

@@ -10,12 +10,12 @@ from torch import nn
 from tqdm import tqdm
 
 from mesh_style.backbone import LuminanceOnly, VGGFeatures
-from mesh_style.errors import MeshStyleError
 from mesh_style.images import keep_chroma
 from mesh_style.losses import ContentLoss, chroma_smoothness, total_variation, widened
 from mesh_style.shader import ViewCache, facing_weighted, shade
+from mesh_style.schema import active_style_layers
 from mesh_style.style import Paintings
-from mesh_style.style_losses import STYLE_KINDS, StyleLoss
+from mesh_style.style_losses import StyleLoss
 from mesh_style.textures import TextureLayout, TexturePyramid, texel_footprint
 
 log = logging.getLogger(__name__)
@@ -75,21 +75,6 @@ def content_targets(
         ])).clone()
 
 
-def check_loss_config(cfg: DictConfig) -> dict[str, float]:
-    """The ``loss`` group's values, before any work; returns the style layers with a weight > 0."""
-    for key in ("style_weight", "content_weight", "tv_weight", "chroma_weight", "facing_power"):
-        if not 0 <= cfg[key] < float("inf"):  # also False for NaN
-            raise MeshStyleError(f"loss.{key}={cfg[key]} must be a finite number >= 0 (0 turns it off)")
-    if cfg.style_kind not in STYLE_KINDS:
-        raise MeshStyleError(f"loss.style_kind={cfg.style_kind!r} is not one of {', '.join(STYLE_KINDS)}")
-    layer_weights = {layer: float(w) for layer, w in cfg.style_layers.items() if w != 0}
-    if not layer_weights or not all(0 < w < float("inf") for w in layer_weights.values()):
-        raise MeshStyleError(f"loss.style_layers={dict(cfg.style_layers)}: weights must be finite numbers >= 0, at least one > 0")
-    if cfg.background not in ("mean", "render"):
-        raise MeshStyleError(f"loss.background={cfg.background!r}: use mean or render")
-    return layer_weights
-
-
 def build_objective(
     extractor: VGGFeatures | LuminanceOnly,
     paintings: Paintings,
@@ -105,7 +90,7 @@ def build_objective(
     ``cfg`` is the ``loss`` config group; ``background`` the render's, used where
     ``cfg.background`` is ``render`` (``mean``: each view's mean mesh colour).
     """
-    layer_weights = check_loss_config(cfg)
+    layer_weights = active_style_layers(cfg)
     background = background if cfg.background == "render" else None
     features = painting_features(extractor, paintings, list(layer_weights))
     style = StyleLoss(cfg.style_kind, features, paintings.weights, layer_weights, cache.mask)
@@ -114,19 +99,6 @@ def build_objective(
         content_targets(extractor, texels, cache, background, cfg.content_layer, chunk=cfg.eval_chunk),
     )
     return Objective(extractor, style, content, background, cfg.facing_power)
-
-
-def check_optim_config(cfg: DictConfig) -> None:
-    if cfg.steps < 0:
-        raise MeshStyleError(f"optim.steps={cfg.steps} must be >= 0")
-    if not cfg.lr > 0:
-        raise MeshStyleError(f"optim.lr={cfg.lr} must be > 0")
-    if cfg.pyramid_levels < 1:
-        raise MeshStyleError(f"optim.pyramid_levels={cfg.pyramid_levels} must be >= 1 (1 = no coarse levels)")
-    if not cfg.texels_per_pixel > 0:
-        raise MeshStyleError(f"optim.texels_per_pixel={cfg.texels_per_pixel} must be > 0 (1 = as fine as the renders)")
-    if not 0 < cfg.level_decay <= 1:
-        raise MeshStyleError(f"optim.level_decay={cfg.level_decay} must be in (0, 1] (1 = every level at full speed)")
 
 
 class TextureOptimizer:
@@ -151,7 +123,6 @@ class TextureOptimizer:
         cfg: DictConfig,
         chroma_of: torch.Tensor | None = None,
     ) -> None:
-        check_optim_config(cfg)
         self.pyramid = TexturePyramid(images, cfg.pyramid_levels, footprint, cfg.level_decay, cfg.texels_per_pixel)
         self.optimizer = torch.optim.Adam(self.pyramid.parameters(), lr=cfg.lr)
         self.objective = objective

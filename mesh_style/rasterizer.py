@@ -13,7 +13,6 @@ import torch
 from pytorch3d.renderer import FoVPerspectiveCameras, MeshRasterizer, RasterizationSettings
 from pytorch3d.structures import Meshes
 
-from mesh_style.errors import MeshStyleError
 from mesh_style.fragments import Fragments
 from mesh_style.zbuffer import rasterize_zbuffer
 
@@ -43,16 +42,11 @@ def rasterize_pytorch3d(
     return Fragments(pix_to_face=pix_to_face, bary=bary)
 
 
-RASTERIZERS = ("auto", "zbuffer", "pytorch3d")
-
-
 def rasterize(
     verts: torch.Tensor, faces: torch.Tensor, cameras: FoVPerspectiveCameras, image_size: int, backend: str
 ) -> Fragments:
     """Rasterise with the backend named by ``render.rasterizer``; ``auto`` is the z-buffer on CPU
     and PyTorch3D on GPU."""
-    if backend not in RASTERIZERS:
-        raise MeshStyleError(f"render.rasterizer={backend!r} is not one of {', '.join(RASTERIZERS)}")
     if backend == "zbuffer" or (backend == "auto" and cameras.device.type == "cpu"):
         return rasterize_zbuffer(verts, faces, cameras, image_size)
     return rasterize_pytorch3d(verts, faces, cameras, image_size)

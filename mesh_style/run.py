@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import importlib.metadata
 import logging
+import os
 import resource
 import time
 from pathlib import Path
@@ -19,14 +20,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from mesh_style.backbone import LuminanceOnly, VGGFeatures, backbone_dtype, load_backbone
 from mesh_style.errors import MeshStyleError
-from mesh_style.export import check_export_config, export_scene, staged_outputs, write_history, write_json, write_reference_views
+from mesh_style.export import export_scene, staged_outputs, write_history, write_json, write_reference_views
 from mesh_style.images import beside, grey, image_grid, save_gif, tensor_to_pil, texture_compare
 from mesh_style.mesh import Mesh, load_mesh
-from mesh_style.optimize import Objective, build_objective, check_loss_config, check_optim_config, optimize
+from mesh_style.optimize import Objective, build_objective, optimize
 from mesh_style.quality import FIGURE_LAYERS, colour_distance, speckle, structure, style_distance
 from mesh_style.rasterizer import rasterize
+from mesh_style.schema import active_style_layers, texture_size, validate
 from mesh_style.shader import ViewCache, build_view_cache, shade
-from mesh_style.style import Paintings, check_style_config, load_style, match_colours, recoloured
+from mesh_style.style import Paintings, load_style, match_colours, recoloured
 from mesh_style.textures import fill_unseen_texels, seen_texels
 from mesh_style.views import Views, sample_views, turntable_views
 
@@ -59,9 +61,7 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise MeshStyleError("device=cuda but no CUDA GPU is visible: use device=cpu or device=auto")
-    if name not in ("cpu", "cuda"):
-        raise MeshStyleError(f"device={name!r} is not one of auto, cpu, cuda")
+        raise MeshStyleError("device=cuda but no CUDA GPU is visible (use device=cpu or device=auto)")
     return torch.device(name)
 
 
@@ -73,13 +73,9 @@ FAR_FINER = 4.0
 
 def resize_texture(texture: torch.Tensor, size: tuple[int, int] | int | None) -> torch.Tensor:
     """``(H, W, 3)`` → ``(size, size, 3)`` or ``(*size, 3)`` (bilinear, antialiased); ``None`` keeps it."""
-    if size is not None and not isinstance(size, (int, tuple)):
-        raise MeshStyleError(f"optim.texture_size={size!r}: use auto, null (the original size) or a size in texels")
     size = (size, size) if isinstance(size, int) else size
     if size is None or texture.shape[:2] == size:
         return texture
-    if not all(8 <= side <= 8192 for side in size):
-        raise MeshStyleError(f"optim.texture_size={size[0]} must be between 8 and 8192, auto, or null to keep the original")
     image = F.interpolate(texture.permute(2, 0, 1)[None], size=size, mode="bilinear", antialias=True, align_corners=False)
     return image[0].permute(1, 2, 0).clamp(0, 1).contiguous()
 
@@ -102,8 +98,6 @@ def matched_sizes(mesh: Mesh, cache: ViewCache) -> list[tuple[int, int]]:
 
 def render_cache(mesh: Mesh, views: Views, cfg: DictConfig, device: torch.device) -> ViewCache:
     """Rasterise every view once (``cfg`` is the ``render`` group) and keep what shading needs."""
-    if not 16 <= cfg.image_size <= 4096:
-        raise MeshStyleError(f"render.image_size={cfg.image_size} must be between 16 and 4096")
     cameras = views.cameras(device)
     fragments = rasterize(mesh.verts.to(device), mesh.faces.to(device), cameras, cfg.image_size, cfg.rasterizer)
     return build_view_cache(fragments, mesh, cameras.get_camera_center(), cfg)
@@ -240,22 +234,21 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """
     started = time.perf_counter()
     timer = PhaseTimer()
+    validate(cfg)
+    style_layers = active_style_layers(cfg.loss)
     device = pick_device(cfg.device)
     dtype = backbone_dtype(cfg.backbone.precision, device)
     torch.manual_seed(cfg.seed)
-    if cfg.mesh.path is None:
-        raise MeshStyleError("no mesh given: pass mesh.path=model.glb (GLB, glTF, OBJ or PLY)")
-    check_export_config(cfg.export)
-    check_style_config(cfg.style)
-    style_layers = check_loss_config(cfg.loss)
-    check_optim_config(cfg.optim)
     if (out_dir / "metrics.json").exists():  # two runs' files must not mix
         raise MeshStyleError(f"{out_dir} already holds a result (choose another hydra.run.dir or out_dir, or delete it)")
+    existing = next(p for p in (out_dir, *out_dir.parents) if p.exists())  # before any work, not after it
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise MeshStyleError(f"cannot write into {out_dir}: {existing} is not a writable folder (choose another hydra.run.dir or out_dir)")
 
     with timer("load"):
         mesh = load_mesh(cfg.mesh)
         if cfg.optim.texture_size != "auto":
-            mesh = dataclasses.replace(mesh, textures=[resize_texture(t, cfg.optim.texture_size) for t in mesh.textures])
+            mesh = dataclasses.replace(mesh, textures=[resize_texture(t, texture_size(cfg.optim.texture_size)) for t in mesh.textures])
         paintings = load_style(cfg.style).to(device)
         bank, held_out = sample_views(cfg.views, cfg.seed)
 
@@ -311,47 +304,45 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         if figures["original"]["style_distance"]:
             figures["style_gain"] = 1.0 - figures["result"]["style_distance"] / figures["original"]["style_distance"]
 
-    with timer("export"), staged_outputs(out_dir) as staging:
-        stem = Path(cfg.mesh.path).stem
-        images = [tensor_to_pil(t) for t in mesh.layout.unflatten(texels)]
-        files = export_scene(mesh, images, stem, staging, cfg.export)
-        preview.save(staging / "preview.png")
-        files.append("preview.png")
-        if cfg.export.turntable.frames > 0:
-            save_gif(turntable(mesh, held_out, original, texels, cfg, device), staging / "turntable.gif", cfg.export.turntable.seconds)
-            files.append("turntable.gif")
-        if cfg.export.texture_compare:
-            texture_compare([tensor_to_pil(t) for t in mesh.textures], images).save(staging / "texture_compare.png")
-            files.append("texture_compare.png")
-        files += write_reference_views(reference, held_out.world_cameras(mesh.centre, mesh.radius), staging)
-        if cfg.export.history:
-            files += write_history(history, staging)
-
-    reduction = 1.0 - after["style"] / before["style"] if before["style"] > 0 else 0.0
-    metrics = {
-        "mesh": str(cfg.mesh.path),
-        "style": OmegaConf.to_container(cfg.style, resolve=True)["path"],
-        "backbone": backbone,
-        "backbone_dtype": str(extractor.dtype).removeprefix("torch."),
-        "device": str(device),
-        "faces": int(mesh.faces.shape[0]),
-        "scene": {"meshes": len(mesh.source.graph.nodes_geometry), "materials": len(mesh.slots)},
-        "textures": [list(t.shape[:2]) for t in mesh.textures],
-        "views": {"optimized": len(bank), "held_out": len(held_out)},
-        "held_out": {"before": before, "after": after, "style_loss_reduction": reduction},
-        "quality": figures,
-        "texels_seen_fraction": seen.float().mean().item(),
-        "final_train_loss": history[-1] if history else None,
-        "seconds": timer.seconds,
-        "total_seconds": time.perf_counter() - started,
-        "peak_memory_mb": peak_memory_mb(device),
-        "preset": preset(),
-        "versions": versions(),
-        "files": files,
-        "config": OmegaConf.to_container(cfg, resolve=True),
-    }
-    # metrics.json last and atomically: its presence marks a complete result.
-    with staged_outputs(out_dir) as staging:
+    with staged_outputs(out_dir) as staging:  # every file, metrics.json last: all of them or none
+        with timer("export"):
+            stem = Path(cfg.mesh.path).stem
+            images = [tensor_to_pil(t) for t in mesh.layout.unflatten(texels)]
+            files = export_scene(mesh, images, stem, staging, cfg.export)
+            preview.save(staging / "preview.png")
+            files.append("preview.png")
+            if cfg.export.turntable.frames > 0:
+                save_gif(turntable(mesh, held_out, original, texels, cfg, device), staging / "turntable.gif", cfg.export.turntable.seconds)
+                files.append("turntable.gif")
+            if cfg.export.texture_compare:
+                texture_compare([tensor_to_pil(t) for t in mesh.textures], images).save(staging / "texture_compare.png")
+                files.append("texture_compare.png")
+            files += write_reference_views(reference, held_out.world_cameras(mesh.centre, mesh.radius), staging)
+            if cfg.export.history:
+                files += write_history(history, staging)
+        reduction = 1.0 - after["style"] / before["style"] if before["style"] > 0 else 0.0
+        metrics = {
+            "mesh": str(cfg.mesh.path),
+            "style": OmegaConf.to_container(cfg.style, resolve=True)["path"],
+            "backbone": backbone,
+            "backbone_dtype": str(extractor.dtype).removeprefix("torch."),
+            "device": str(device),
+            "faces": int(mesh.faces.shape[0]),
+            "scene": {"meshes": len(mesh.source.graph.nodes_geometry), "materials": len(mesh.slots)},
+            "textures": [list(t.shape[:2]) for t in mesh.textures],
+            "views": {"optimized": len(bank), "held_out": len(held_out)},
+            "held_out": {"before": before, "after": after, "style_loss_reduction": reduction},
+            "quality": figures,
+            "texels_seen_fraction": seen.float().mean().item(),
+            "final_train_loss": history[-1] if history else None,
+            "seconds": timer.seconds,
+            "total_seconds": time.perf_counter() - started,
+            "peak_memory_mb": peak_memory_mb(device),
+            "preset": preset(),
+            "versions": versions(),
+            "files": files,
+            "config": OmegaConf.to_container(cfg, resolve=True),
+        }
         write_json(staging / "metrics.json", metrics)
     log.info(
         "held-out style loss %.4f → %.4f (%.0f %% lower); results in %s",

@@ -15,9 +15,13 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+from PIL import Image, ImageDraw
 
 #: File a failed job leaves in its folder instead of a result.
 ERROR_FILE = "error.txt"
+#: Width of summary.png; each job's preview is scaled to it.
+SHEET_WIDTH = 1200
+LABEL_HEIGHT = 18
 #: Columns of the summary taken from each job's ``metrics.json``: (column, path of keys).
 FIGURES = (
     ("style_gain", ("quality", "style_gain")),
@@ -56,8 +60,8 @@ def _cell(value: Any) -> str:
 
 
 def write_summary(sweep_dir: Path) -> list[dict[str, Any]]:
-    """``summary.csv`` and ``summary.md`` (with each job's preview) in ``sweep_dir``, each job shown by
-    the overrides that differ between jobs; returns the rows."""
+    """``summary.csv``, ``summary.md`` (with each job's preview) and ``summary.png`` (a contact
+    sheet) in ``sweep_dir``, each job shown by the overrides that differ between jobs; returns the rows."""
     jobs = sorted((p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()), key=lambda p: (len(p.name), p.name))
     rows = [job_row(folder) for folder in jobs]
     shared = set.intersection(*(set(row["overrides"]) for row in rows)) if len(rows) > 1 else set()
@@ -73,7 +77,29 @@ def write_summary(sweep_dir: Path) -> list[dict[str, Any]]:
         preview = f"![job {row['job']}]({row['job']}/preview.png)" if row["status"] == "ok" else ""
         lines.append("| " + " | ".join(_cell(row.get(c)).replace("|", "\\|") for c in columns) + f" | {preview} |")
     (sweep_dir / "summary.md").write_text("\n".join(lines) + "\n")
+    contact_sheet(sweep_dir, rows).save(sweep_dir / "summary.png")
     return rows
+
+
+def contact_sheet(sweep_dir: Path, rows: list[dict[str, Any]]) -> Image.Image:
+    """One labelled row per job (``job N: overrides — status``), its preview below the label
+    (held-out views, original above result, the painting beside); failed jobs are a label only."""
+    tiles = []
+    for row in rows:
+        preview_path = sweep_dir / row["job"] / "preview.png"
+        preview = Image.open(preview_path).convert("RGB") if row["status"] == "ok" and preview_path.exists() else None
+        height = round(preview.height * SHEET_WIDTH / preview.width) if preview else 0
+        tile = Image.new("RGB", (SHEET_WIDTH, LABEL_HEIGHT + height), "white")
+        ImageDraw.Draw(tile).text((4, 3), f"job {row['job']}: {row['overrides'] or '(no overrides)'} - {row['status']}", fill="black")
+        if preview:
+            tile.paste(preview.resize((SHEET_WIDTH, height), Image.Resampling.LANCZOS), (0, LABEL_HEIGHT))
+        tiles.append(tile)
+    sheet = Image.new("RGB", (SHEET_WIDTH, sum(t.height for t in tiles) + 4 * len(tiles)), "white")
+    y = 0
+    for tile in tiles:
+        sheet.paste(tile, (0, y))
+        y += tile.height + 4
+    return sheet
 
 
 class SweepSummary(Callback):

@@ -14,7 +14,6 @@ import torch
 from omegaconf import DictConfig
 from pytorch3d.renderer import FoVPerspectiveCameras, look_at_view_transform
 
-from mesh_style.errors import MeshStyleError
 
 
 @dataclass(frozen=True)
@@ -69,29 +68,12 @@ def _sample(num: int, cfg: DictConfig, generator: torch.Generator, phase: float)
     return Views(elev=elev.float(), azim=azim.float(), dist=dist, fov=float(cfg.fov))
 
 
-def check_views_config(cfg: DictConfig) -> None:
-    """Reject view settings that cannot work, with the fix in the message."""
-    if cfg.num < 1 or cfg.held_out < 1:
-        raise MeshStyleError(f"views.num ({cfg.num}) and views.held_out ({cfg.held_out}) must both be at least 1")
-    if cfg.per_step < 1:
-        raise MeshStyleError(f"views.per_step={cfg.per_step} must be at least 1")
-    if not -90 <= cfg.elev[0] <= cfg.elev[1] <= 90:
-        raise MeshStyleError(f"views.elev={list(cfg.elev)} must be [low, high] with -90 <= low <= high <= 90")
-    if not cfg.azim[0] <= cfg.azim[1]:
-        raise MeshStyleError(f"views.azim={list(cfg.azim)} must be [low, high] with low <= high")
-    if not 0 < cfg.fov < 180:
-        raise MeshStyleError(f"views.fov={cfg.fov} must be between 0 and 180 degrees")
-    if cfg.margin < 1:
-        raise MeshStyleError(f"views.margin={cfg.margin} must be >= 1 or the mesh is cut off at the frame edge")
-
-
 def sample_views(cfg: DictConfig, seed: int) -> tuple[Views, Views]:
     """The optimisation bank (``cfg.num`` views) and the held-out views (``cfg.held_out``).
 
     Both are drawn from the same ranges with one seeded generator; the held-out strata are shifted
     by half a stratum, so held-out views tend to fall between the optimised ones.
     """
-    check_views_config(cfg)
     generator = torch.Generator().manual_seed(seed)
     bank = _sample(cfg.num, cfg, generator, phase=0.0)
     held_out = _sample(cfg.held_out, cfg, generator, phase=0.5)

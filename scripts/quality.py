@@ -186,9 +186,10 @@ def render_pair(cfg: DictConfig, source: Path, result: Path) -> tuple[torch.Tens
     return held_out_renders(cfg, source, 2 * cfg.render.image_size)[0], held_out_renders(cfg, result, 2 * cfg.render.image_size)[0]
 
 
-def sheet_row(label: str, images: list[torch.Tensor], painting: torch.Tensor, height: int) -> Image.Image:
-    """One labelled row: images (each ``(3, h, w)``) then the painting, all ``height`` pixels high."""
-    tiles = [tensor_to_pil(im.permute(1, 2, 0)) for im in images] + [tensor_to_pil(painting[0].permute(1, 2, 0))]
+def sheet_row(label: str, images: list[torch.Tensor], paintings: list[torch.Tensor], height: int) -> Image.Image:
+    """One labelled row: images (each ``(3, h, w)``) then the paintings (each ``(1, 3, h, w)``), all
+    ``height`` pixels high."""
+    tiles = [tensor_to_pil(im.permute(1, 2, 0)) for im in [*images, *(p[0] for p in paintings)]]
     tiles = [t.resize((max(1, round(t.width * height / t.height)), height), Image.Resampling.LANCZOS) for t in tiles]
     row = Image.new("RGB", (sum(t.width for t in tiles) + 4 * len(tiles), height + 18), "white")
     ImageDraw.Draw(row).text((2, 2), label, fill="black")
@@ -253,8 +254,8 @@ def main() -> None:
             entry = {"case": case, "config": config, "seconds": round(seconds, 1), **metrics["quality"]}
             painting = load_style(cfg.style).images[0]
             original, result = render_pair(cfg, mesh_path, out / f"{mesh_path.stem}_stylized.glb")
-            rows.append(sheet_row(f"{case} {config}: original", list(original), painting, 2 * cfg.render.image_size))
-            rows.append(sheet_row(f"{case} {config}: result", list(result), painting, 2 * cfg.render.image_size))
+            rows.append(sheet_row(f"{case} {config}: original", list(original), [painting], 2 * cfg.render.image_size))
+            rows.append(sheet_row(f"{case} {config}: result", list(result), [painting], 2 * cfg.render.image_size))
             if plane:
                 # The texture at the scale the renders see it, beside the 2D references at that scale.
                 width = plane_pixels(cfg)
@@ -268,7 +269,7 @@ def main() -> None:
                         entry[name] = image_figures(image, photo, painting, figure_extractor)
                     rows.append(sheet_row(f"{case} {config}: photo, mesh-style texture, 2D Gatys, own objective in 2D",
                                           [photo[0], texture[0], images["gatys_2d"][0], images["own_objective_2d"][0]],
-                                          painting, 2 * photo.shape[-2]))
+                                          [painting], 2 * photo.shape[-2]))
             results.append(entry)
             log.info("%s %s: %s", case, config, json.dumps(entry))
             args.out.mkdir(parents=True, exist_ok=True)
@@ -322,9 +323,8 @@ def style_controls(out_dir: Path, extractor: torch.nn.Module, extra: list[str]) 
         log.info("controls %s: %s", name, json.dumps(entries[name]))
         original, result = render_pair(cfg, mesh_path, result_path)
         if not rows:
-            rows.append(sheet_row("duck fast: original", list(original), references["starry_night"], 2 * cfg.render.image_size))
-        painting = torch.cat([references["starry_night"], references["the_scream"]], -1) if "blend" in name else load_style(cfg.style).images[0]
-        rows.append(sheet_row(f"duck fast: {name}", list(result), painting, 2 * cfg.render.image_size))
+            rows.append(sheet_row("duck fast: original", list(original), [references["starry_night"]], 2 * cfg.render.image_size))
+        rows.append(sheet_row(f"duck fast: {name}", list(result), load_style(cfg.style).images, 2 * cfg.render.image_size))
         (out_dir / "controls.json").write_text(json.dumps(entries, indent=2))
         stack(rows).save(out_dir / "controls_contact_sheet.png")
 

@@ -10,8 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from conftest import ROOT, TINY
+from mesh_style import cli
+from mesh_style.schema import settings
 
 
 def mesh_style(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -75,7 +78,7 @@ def test_bad_inputs(tmp_path, inputs, mesh_arg, style_arg, fragments):
 @pytest.mark.parametrize(
     "override, fragments",
     [
-        ("views.nmu=3", ["views.nmu", "not in struct"]),
+        ("views.nmu=3", ["views.nmu is not a setting", "--help"]),
         ("preset=turbo", ["preset/turbo", "fast"]),
         ("views.num=0", ["views.num"]),
         ("render.image_size=2", ["render.image_size"]),
@@ -87,10 +90,10 @@ def test_bad_inputs(tmp_path, inputs, mesh_arg, style_arg, fragments):
         ("loss.content_layer=relu9_1", ["relu9_1"]),
         ("export.formats=[fbx]", ["export.formats"]),
         ("export.formats=[]", ["export.formats=[]", "glb and/or obj"]),
-        ("export.turntable.frames=-1", ["export.turntable", "frames >= 0"]),
+        ("export.turntable.frames=-1", ["export.turntable.frames=-1", ">= 0"]),
         ("mesh.unwrap.padding=-2", ["mesh.unwrap.padding"]),
         ("optim.texture_size=3", ["optim.texture_size"]),
-        ("optim.texture_size=huge", ["optim.texture_size='huge'", "auto"]),
+        ("optim.texture_size=huge", ["optim.texture_size=huge", "auto"]),
         ("optim.texels_per_pixel=0", ["optim.texels_per_pixel"]),
         ("optim.level_decay=2", ["optim.level_decay"]),
         ("loss.background=white", ["loss.background='white'", "mean"]),
@@ -100,8 +103,18 @@ def test_bad_inputs(tmp_path, inputs, mesh_arg, style_arg, fragments):
         ("loss.style_kind=adain", ["loss.style_kind='adain'", "gram, w2, swd, nnfm"]),
         ("loss.style_layers={relu1_1: -1}", ["loss.style_layers", ">= 0"]),
         ("style.weights=[1,1]", ["style.weights has 2 values for 1 paintings"]),
-        ("style.weights=[-1]", ["style.weights=[-1]", ">= 0"]),
+        ("style.weights=[-1]", ["style.weights=[-1.0]", ">= 0"]),
         ("style.colour=keep", ["style.colour='keep'", "transfer, preserve"]),
+        ("optim.steps=abc", ["optim.steps=abc is not a valid integer"]),
+        ("optim.steps=2.5", ["optim.steps=2.5 is not a valid integer"]),
+        ("optim.lr=abc", ["optim.lr=abc is not a valid float"]),
+        ("views.num=abc", ["views.num=abc"]),
+        ("render.image_size=abc", ["render.image_size=abc"]),
+        ("render.background=[1,1]", ["render.background=[1.0, 1.0]", "three numbers"]),
+        ("views.elev=[10]", ["views.elev=[10.0]", "[low, high]"]),
+        ("views.elev=[50,10]", ["views.elev=[50.0, 10.0]", "low <= high"]),
+        ("export.formats=glb", ["export.formats=glb is not a valid list"]),
+        ("style.recolour_start=maybe", ["style.recolour_start=maybe"]),
     ],
 )
 def test_bad_config_values(tmp_path, inputs, override, fragments):
@@ -113,14 +126,23 @@ def test_bad_config_values(tmp_path, inputs, override, fragments):
     _no_result(inputs["run"])
 
 
-@pytest.mark.parametrize("args, fragment", [([], "no mesh given"), (["mesh.path=duck.glb"], "no style image given")])
-def test_missing_required_paths_answered_before_torch_and_without_a_run_folder(tmp_path, args, fragment):
-    """Checked while parsing arguments: torch is never imported, Hydra makes no run folder."""
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        ([], "no mesh given"),
+        (["mesh.path=duck.glb"], "no style image given"),
+        (["duck.glb", "starry.jpg", "optim.steps=abc"], "optim.steps=abc"),
+        (["duck.glb", "starry.jpg", "optim.lr=-1"], "optim.lr=-1.0"),
+    ],
+)
+def test_config_errors_answered_before_torch_and_without_a_run_folder(tmp_path, args, fragment):
+    """Checked while parsing arguments (the schema's types, then its ranges): torch is never
+    imported, Hydra makes no run folder."""
     probe = "import sys; from mesh_style import cli\ntry: cli.main()\nfinally: print('torch' in sys.modules)"
     result = subprocess.run(
         [sys.executable, "-c", probe, *args, *TINY], cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
-    assert_user_error(result, fragment, "MESH PAINTING")
+    assert_user_error(result, fragment)
     assert result.stdout.strip() == "False"
     assert list(tmp_path.iterdir()) == []
 
@@ -142,6 +164,13 @@ def test_multirun_sweep_gives_complete_run_directories(tmp_path, inputs):
     assert [r["job"] for r in rows] == ["0", "1", "2", "3"] and {r["status"] for r in rows} == {"ok"}
     assert rows[3]["overrides"].split() == ["loss.style_weight=10000.0", "views.num=8"] and float(rows[3]["seconds"]) > 0
     assert "![job 3](3/preview.png)" in (sweep / "summary.md").read_text()
+    # summary.png: per job a label strip and its preview scaled to the sheet's width, 4 px apart.
+    from mesh_style.sweep import LABEL_HEIGHT, SHEET_WIDTH
+
+    previews = [Image.open(run_dir / "preview.png") for run_dir in runs]
+    sheet = Image.open(sweep / "summary.png")
+    assert sheet.width == SHEET_WIDTH
+    assert sheet.height == sum(LABEL_HEIGHT + round(p.height * SHEET_WIDTH / p.width) + 4 for p in previews)
 
 
 def test_a_bad_job_does_not_stop_its_sweep(tmp_path, inputs):
@@ -158,7 +187,8 @@ def test_a_bad_job_does_not_stop_its_sweep(tmp_path, inputs):
     _no_result(sweep / "0")
     with open(sweep / "summary.csv") as file:
         status = {r["job"]: r["status"] for r in csv.DictReader(file)}
-    assert status["1"] == "ok" and status["0"].startswith("failed: optim.lr=-1") and "must be > 0" in status["0"]
+    assert status["1"] == "ok" and status["0"].startswith("failed: optim.lr=-1") and "must be a finite number > 0" in status["0"]
+    assert (sweep / "summary.png").is_file()
 
 
 def test_non_editable_install_finds_its_configs(tmp_path):
@@ -195,12 +225,12 @@ def test_version_prints_mesh_styles_own(tmp_path):
     [
         (["duck.glb", "starry.jpg", "preset=fast"], ["mesh.path='duck.glb'", "style.path='starry.jpg'", "preset=fast"]),
         (["preset=fast", "duck.glb"], ["mesh.path='duck.glb'", "preset=fast"]),
-        (["--config-dir", "mine", "duck.glb", "-m"], ["mesh.path='duck.glb'", "--config-dir", "mine", "-m"]),
+        (["--config-dir", "mine", "duck.glb", "-m"], ["--config-dir", "mine", "-m", "mesh.path='duck.glb'"]),
         (["my chair, v2 [final].glb"], ["mesh.path='my chair, v2 [final].glb'"]),
         (["mesh.path=a.glb", "views.num=4"], ["mesh.path=a.glb", "views.num=4"]),
-        (["preset=fast", "--cfg", "job", "--package", "loss"], ["preset=fast", "--cfg", "job", "--package", "loss"]),
-        (["--info", "defaults", "duck.glb"], ["mesh.path='duck.glb'", "--info", "defaults"]),
-        (["--info", "duck.glb"], ["mesh.path='duck.glb'", "--info"]),
+        (["preset=fast", "--cfg", "job", "--package", "loss"], ["--cfg", "job", "--package", "loss", "preset=fast"]),
+        (["--info", "defaults", "duck.glb"], ["--info", "defaults", "mesh.path='duck.glb'"]),
+        (["--info", "duck.glb"], ["--info", "mesh.path='duck.glb'"]),
     ],
 )
 def test_positional_mesh_and_painting_become_overrides(args, expected):
@@ -229,25 +259,29 @@ def test_shorthand_runs_and_a_third_positional_is_an_error(tmp_path, inputs):
     assert not extra.exists()
 
 
-def test_help_documents_every_setting_from_the_config_comments(tmp_path):
-    """``--help``: description, usage, examples, and each commented key of the config files with its
-    default and comment; answered without importing torch."""
+def test_help_documents_every_setting_from_the_schema(tmp_path):
+    """``--help``: description, usage, examples, and every setting of the schema with its default
+    and doc; answered without importing torch."""
     probe = "import sys; from mesh_style import cli\ncli.main()\nprint('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", probe, "--help"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     text = result.stdout
     assert "usage: mesh-style MESH PAINTING [key=value ...]" in text and "examples:" in text
     assert text.strip().endswith("False")  # torch not imported
-    for group in ("loss", "optim", "views"):
-        for line in (ROOT / "configs" / group / "default.yaml").read_text().splitlines():
-            if "#" in line and not line.startswith((" ", "#")):
-                setting, comment = (part.strip() for part in line.split("#", 1))
-                key, value = (part.strip() for part in setting.split(":", 1))
-                assert (f"{group}.{key}={value}" if value else f"{group}.{key}") in text and comment in text, line
+    entries = settings()
+    assert len(entries) > 50 and {"loss.style_weight", "optim.steps", "export.turntable.frames"} <= {key for key, _, _ in entries}
+    for key, default, doc in entries:
+        assert f"{key}={cli.shown(default)}" in text and doc in text, key
+    assert "optim.steps=300 " in text and "style.recolour_start=false " in text
     assert not list(tmp_path.iterdir())
 
 
-def test_ctrl_c_during_a_run_prints_one_line_and_leaves_no_result(tmp_path, inputs):
+@pytest.mark.parametrize(
+    "signum, code, line",
+    [(signal.SIGINT, 130, "mesh-style: interrupted; no result was written"),
+     (signal.SIGTERM, 143, "mesh-style: terminated (SIGTERM); no result was written")],
+)
+def test_ctrl_c_or_sigterm_during_a_run_prints_one_line_and_leaves_no_result(tmp_path, inputs, signum, code, line):
     process = subprocess.Popen(
         [sys.executable, "-m", "mesh_style", f"mesh.path={inputs['mesh']}", f"style.path={inputs['style']}", *TINY,
          "optim.steps=100000", f"hydra.run.dir={inputs['run']}"],
@@ -260,9 +294,41 @@ def test_ctrl_c_during_a_run_prints_one_line_and_leaves_no_result(tmp_path, inpu
             pytest.fail(f"the run did not reach its targets phase: {process.communicate()}")
         time.sleep(0.5)
     time.sleep(3)  # well into the optimisation
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 130, stderr
-    assert "Traceback" not in stderr and "mesh-style: interrupted; no result was written" in stderr
+    assert process.returncode == code, stderr
+    assert "Traceback" not in stderr and line in stderr
     _no_result(inputs["run"])
     assert not [p for p in inputs["run"].iterdir() if p.name.startswith(".partial-")]
+
+
+def test_config_dir_adds_the_users_own_presets_and_keeps_one_line_errors(tmp_path):
+    """Standard Hydra usage: ``--config-dir DIR preset=mine`` finds DIR/preset/mine.yaml (also after
+    MESH PAINTING); a bad value beside it is still one line."""
+    (tmp_path / "mine" / "preset").mkdir(parents=True)
+    (tmp_path / "mine" / "preset" / "mine.yaml").write_text("# @package _global_\nrender:\n  image_size: 64\n")
+    result = mesh_style("--config-dir", "mine", "duck.glb", "starry.jpg", "preset=mine", "--cfg", "job", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "image_size: 64" in result.stdout
+    bad = mesh_style("--config-dir", "mine", "duck.glb", "starry.jpg", "preset=mine", "optim.steps=abc", cwd=tmp_path)
+    assert_user_error(bad, "optim.steps=abc is not a valid integer")
+
+
+@pytest.mark.parametrize("launcher", ["local_parallel", "submitit_local"])
+def test_launchers_run_a_sweep_with_a_bad_job_to_its_summary(tmp_path, inputs, launcher):
+    """The launchers extra: joblib (our preset, 2 jobs at a time) and submitit's local executor.
+    One bad job fails alone with its one line, the good one completes, the summary lists both and
+    the sweep exits with status 2; no traceback anywhere."""
+    sweep = tmp_path / "sweep"
+    result = mesh_style(
+        "-m", f"hydra/launcher={launcher}", "optim.lr=-1,0.1", f"mesh.path={inputs['mesh']}", f"style.path={inputs['style']}",
+        *TINY, f"hydra.sweep.dir={sweep}", cwd=tmp_path,
+    )
+    assert result.returncode == 2, result.stderr
+    logs = result.stdout + result.stderr + "".join(p.read_text(errors="ignore") for p in sweep.rglob("*.log") if p.is_file())
+    assert "Traceback" not in logs
+    with open(sweep / "summary.csv") as file:
+        status = {r["job"]: r["status"] for r in csv.DictReader(file)}
+    assert status["1"] == "ok" and status["0"].startswith("failed: optim.lr=-1.0 must be a finite number > 0"), status
+    assert (sweep / "1" / "metrics.json").exists() and (sweep / "0" / "error.txt").exists()
+    _no_result(sweep / "0")

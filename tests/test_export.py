@@ -1,6 +1,8 @@
 """Export round trips through tmp_path: what is written re-loads (with trimesh) to the same render."""
 
 import dataclasses
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,3 +64,30 @@ def test_staged_outputs_leave_nothing_on_failure(tmp_path):
     with staged_outputs(tmp_path) as staging:
         (staging / "result.glb").write_bytes(b"whole")
     assert [p.name for p in tmp_path.iterdir()] == ["result.glb"]
+
+
+def test_staged_outputs_move_metrics_last_and_undo_a_move_that_fails(tmp_path, monkeypatch):
+    """metrics.json (the mark of a complete result) is moved last; a failure during the moves
+    (here the third: a full disk, a signal) takes back the files already moved; a staging folder
+    left by a killed run is removed by the next one."""
+    (tmp_path / ".partial-killed").mkdir()
+    moves, real_replace = [], os.replace
+
+    def replace(source, target):
+        moves.append(Path(target).name)
+        if len(moves) == 3:
+            raise OSError(28, "No space left on device")
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError):
+        with staged_outputs(tmp_path) as staging:
+            for name in ("metrics.json", "a.glb", "b.png", "c.obj"):
+                (staging / name).write_text(name)
+    assert moves == ["a.glb", "b.png", "c.obj"]  # metrics.json would have come last
+    assert list(tmp_path.iterdir()) == []  # moved files taken back, staging and the stale folder removed
+    monkeypatch.setattr(os, "replace", real_replace)
+    with staged_outputs(tmp_path) as staging:
+        for name in ("metrics.json", "a.glb"):
+            (staging / name).write_text(name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.glb", "metrics.json"]

@@ -129,3 +129,22 @@ def test_style_weight_sweeps_from_the_photo_to_the_painting(tmp_path, make_cfg):
     for weaker, stronger in zip(runs, runs[1:]):
         assert stronger["style_distance"] < 0.95 * weaker["style_distance"], runs
         assert stronger["structure"] < weaker["structure"], runs
+
+
+@pytest.mark.slow
+def test_preserving_colour_keeps_the_duck_yellow_and_paints_its_strokes(tmp_path, make_cfg):
+    """``style.colour=preserve`` on Duck × Starry Night with the real weights (small): the result's
+    colours stay at most half as far from the original's as ``transfer``'s do, while the style
+    gain measured in greyscale (strokes without the palette) stays high."""
+    figures = {}
+    for colour in ("transfer", "preserve"):
+        cfg = make_cfg(
+            f"mesh.path={shared_file('meshes/Duck.glb')}",
+            f"style.path={shared_file('styles/starry_night.jpg')}",
+            "preset=fast", "render.image_size=96", "optim.steps=60", "backbone.name=vgg16_hed", f"style.colour={colour}",
+        )
+        figures[colour] = run(cfg, tmp_path / colour)["quality"]
+    preserve, transfer = figures["preserve"], figures["transfer"]
+    assert preserve["result"]["colour_distance_to_original"] <= 0.5 * transfer["result"]["colour_distance_to_original"], figures
+    grey_gain = 1 - preserve["result"]["grey_style_distance"] / preserve["original"]["grey_style_distance"]
+    assert grey_gain >= 0.6, figures

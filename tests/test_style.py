@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from mesh_style.errors import MeshStyleError
-from mesh_style.images import chroma, keep_chroma
+from mesh_style.images import keep_chroma
 from mesh_style.style import load_style, recoloured
 
 
@@ -77,20 +77,25 @@ def test_bad_blends_and_colour_options(tmp_path, make_cfg, overrides, fragment):
         load_style(make_cfg(f"style.path=[{a},{a}]", *overrides).style)
 
 
-def test_keep_chroma_keeps_the_original_chroma_exactly():
-    """Any luma, the original's chroma: also where the new luma would leave the RGB cube."""
+def test_keep_chroma_keeps_the_luma_and_the_original_hue():
+    """The texels' own luma always; the original's chroma exactly where it fits in the RGB cube,
+    scaled down (same hue) where it would not, so dark and light strokes pass on saturated colours."""
     torch.manual_seed(0)
     original = torch.rand(1000, 3)
     texels = torch.rand(1000, 3)
     kept = keep_chroma(texels, original)
-    as_image = lambda t: t.T.reshape(1, 3, 1, -1)  # noqa: E731
-    assert torch.allclose(chroma(as_image(kept)), chroma(as_image(original)), atol=1e-6)
-    assert kept.min() >= -1e-6 and kept.max() <= 1 + 1e-6
-    # Where the luma fits, it is the texels' own.
     luma = torch.tensor([0.299, 0.587, 0.114])
-    fits = ((texels @ luma)[:, None] + original - (original @ luma)[:, None]).clamp(0, 1).eq(
-        (texels @ luma)[:, None] + original - (original @ luma)[:, None]).all(1)
-    assert fits.sum() > 100 and torch.allclose((kept @ luma)[fits], (texels @ luma)[fits], atol=1e-6)
+    assert torch.allclose(kept @ luma, texels @ luma, atol=1e-6)
+    assert kept.min() >= -1e-6 and kept.max() <= 1 + 1e-6
+    offsets, kept_offsets = original - (original @ luma)[:, None], kept - (kept @ luma)[:, None]
+    scale = (kept_offsets * offsets).sum(1) / (offsets * offsets).sum(1)
+    assert torch.allclose(kept_offsets, scale[:, None] * offsets, atol=1e-5)  # the same hue
+    assert scale.min() >= 0 and scale.max() <= 1 + 1e-6
+    fits = ((texels @ luma)[:, None] + offsets).clamp(0, 1).eq((texels @ luma)[:, None] + offsets).all(1)
+    assert 100 < fits.sum() < 1000 and torch.allclose(scale[fits], torch.ones(int(fits.sum())), atol=1e-5)
+    # Pure yellow, darkened to luma 0.2: a dark yellow, not the clamped luma 0.68 of keeping chroma whole.
+    dark = keep_chroma(torch.full((1, 3), 0.2), torch.tensor([[1.0, 1.0, 0.0]]))
+    assert torch.allclose(dark @ luma, torch.tensor([0.2])) and dark[0, 0] == dark[0, 1] > dark[0, 2]
 
 
 def test_recoloured_takes_the_colour_mean_and_covariance_of_the_pixels():

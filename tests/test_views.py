@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from mesh_style.errors import MeshStyleError
+from mesh_style.schema import validate
 from mesh_style.views import sample_views
 
 
@@ -37,5 +38,5 @@ def test_camera_distance_keeps_unit_sphere_in_frame(make_cfg):
     ["views.num=0", "views.per_step=0", "views.elev=[50,10]", "views.elev=[-100,0]", "views.fov=180", "views.margin=0.5"],
 )
 def test_bad_view_settings_are_refused(make_cfg, override):
-    with pytest.raises(MeshStyleError, match="views"):
-        sample_views(make_cfg(override).views, seed=0)
+    with pytest.raises(MeshStyleError, match=override.split("=")[0]):
+        validate(make_cfg("mesh.path=a.glb", "style.path=b.jpg", override))
