@@ -5,6 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
+from mesh_style import schema
 from mesh_style.errors import MeshStyleError
 from mesh_style.images import keep_chroma
 from mesh_style.style import load_style, recoloured
@@ -46,7 +47,7 @@ def test_unreadable_and_missing_images(tmp_path, make_cfg):
     with pytest.raises(MeshStyleError, match="style image not found"):
         load_style(make_cfg(f"style.path={tmp_path / 'nope.png'}").style)
     with pytest.raises(MeshStyleError, match="style.size"):
-        load_style(make_cfg(f"style.path={text}", "style.size=4").style)
+        schema.validate(make_cfg("mesh.path=m.glb", f"style.path={text}", "style.size=4"))
 
 
 def test_several_paintings_with_weights(tmp_path, make_cfg):
@@ -73,8 +74,12 @@ def test_several_paintings_with_weights(tmp_path, make_cfg):
 def test_bad_blends_and_colour_options(tmp_path, make_cfg, overrides, fragment):
     a = tmp_path / "a.png"
     Image.new("RGB", (8, 8), "red").save(a)
+    cfg = make_cfg("mesh.path=m.glb", f"style.path=[{a},{a}]", *overrides)
     with pytest.raises(MeshStyleError, match=fragment.replace("[", r"\[")):
-        load_style(make_cfg(f"style.path=[{a},{a}]", *overrides).style)
+        schema.validate(cfg)
+    if overrides[0].startswith("style.weights"):  # the loader checks its own input too (API callers)
+        with pytest.raises(MeshStyleError, match=fragment.replace("[", r"\[")):
+            load_style(cfg.style)
 
 
 def test_keep_chroma_keeps_the_luma_and_the_original_hue():
