@@ -8,9 +8,11 @@ bad config value, unknown config key) print one line and exit with status 2, no 
 from __future__ import annotations
 
 import re
+import shlex
 import signal
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -40,11 +42,50 @@ class Terminated(BaseException):
     (the staging folder's removal) runs as for Ctrl-C."""
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise Terminated
+#: Ctrl-C and SIGTERM received, remembered: trimesh's optional imports catch ``BaseException`` and
+#: would swallow the exception raised while they run.
+received: list[BaseException] = []
 
 
-def fail(message: str) -> None:
+def _stop(signum: int, frame: object) -> None:
+    received.append(KeyboardInterrupt() if signum == signal.SIGINT else Terminated())
+    raise received[-1]
+
+
+def catch_stops() -> None:
+    """Ctrl-C and SIGTERM raise (and are remembered) from here on; a SIGINT that the shell ignores
+    for a background job stays ignored."""
+    signal.signal(signal.SIGTERM, _stop)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, _stop)
+
+
+#: The arguments as typed (before :func:`expand_positionals`), for the resume command of a stopped run.
+typed_args: list[str] = []
+
+
+def resume_command(out_dir: Path) -> str:
+    """The command that continues the run stopped in ``out_dir`` (in a sweep: the whole sweep)."""
+    place = "hydra.sweep.dir" if HydraConfig.get().mode == RunMode.MULTIRUN else "hydra.run.dir"
+    folder = HydraConfig.get().sweep.dir if place == "hydra.sweep.dir" else out_dir
+    kept = [a for a in typed_args if a.split("=")[0] not in ("resume", "hydra.run.dir", "hydra.sweep.dir")]
+    return shlex.join(["mesh-style", *kept, "resume=true", f"{place}={folder}"])
+
+
+def stopped(signal_: BaseException, out_dir: Path | None = None) -> NoReturn:
+    """One line for Ctrl-C or SIGTERM, and how to resume where the run saved a checkpoint."""
+    what, code = ("interrupted", EXIT_INTERRUPTED) if isinstance(signal_, KeyboardInterrupt) else ("terminated (SIGTERM)", EXIT_TERMINATED)
+    hint = ""
+    if out_dir is not None:
+        from mesh_style.checkpoint import saved_step  # torch is loaded already: the run had started
+
+        if (step := saved_step(out_dir)) is not None:
+            hint = f" (resume from step {step}: {resume_command(out_dir)})"
+    print(f"mesh-style: {what}; no result was written{hint}", file=sys.stderr)
+    sys.exit(code)
+
+
+def fail(message: str) -> NoReturn:
     print(f"mesh-style: error: {message}", file=sys.stderr)
     sys.exit(EXIT_USER_ERROR)
 
@@ -54,10 +95,14 @@ def hydra_main(cfg: DictConfig) -> None:
     from mesh_style.allocator import reuse_freed_memory
     from mesh_style.run import run  # heavy imports (torch, PyTorch3D) only once arguments are valid
 
+    if received:  # a stop that an import swallowed
+        raise received[0]
     reuse_freed_memory()
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         run(cfg, out_dir)
+    except (KeyboardInterrupt, Terminated) as stop:  # staged outputs are already removed
+        stopped(stop, out_dir)
     except MeshStyleError as error:
         if HydraConfig.get().mode == RunMode.MULTIRUN:  # one bad job must not stop the others
             (out_dir / ERROR_FILE).write_text(f"{error}\n")
@@ -207,14 +252,11 @@ def main() -> None:
 
         print(f"mesh-style {__version__}")
         return
+    typed_args[:] = sys.argv[1:]
     sys.argv[1:] = expand_positionals(sys.argv[1:])
-    check_overrides(sys.argv[1:])
-    signal.signal(signal.SIGTERM, _terminate)
+    catch_stops()
     try:
+        check_overrides(sys.argv[1:])
         hydra_main()
-    except KeyboardInterrupt:  # Ctrl-C: staged outputs are already removed; one line, not a traceback
-        print("mesh-style: interrupted; no result was written", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
-    except Terminated:
-        print("mesh-style: terminated (SIGTERM); no result was written", file=sys.stderr)
-        sys.exit(EXIT_TERMINATED)
+    except (KeyboardInterrupt, Terminated) as stop:  # before or after the run: one line, not a traceback
+        stopped(stop)

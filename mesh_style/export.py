@@ -11,6 +11,7 @@ import copy
 import csv
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -36,8 +37,21 @@ def texture_names(mesh: Mesh, stem: str) -> list[str]:
     return [f"{stem}_stylized_{i}" for i in range(len(mesh.slots))]
 
 
+def material_names(mesh: Mesh) -> list[str]:
+    """The source materials' names with ``_stylized`` added (so Blender shows which is which), made
+    unique and free of whitespace (an OBJ reads one word after ``usemtl``)."""
+    names: list[str] = []
+    for slot in mesh.slots:
+        base = re.sub(r"\s+", "_", slot.name) + "_stylized"
+        name, i = base, 1
+        while name in names:
+            name, i = f"{base}_{i}", i + 1
+        names.append(name)
+    return names
+
+
 def stylized_scene(mesh: Mesh, images: list[Image.Image], names: list[str]) -> trimesh.Scene:
-    """A copy of the source scene whose materials show the stylised images.
+    """A copy of the source scene whose materials, named ``names``, show the stylised images.
 
     The base-colour factor was baked into the texels at load time, so it is reset to white here.
     Other material properties (metallic, roughness, normal maps) are kept.
@@ -56,12 +70,20 @@ def stylized_scene(mesh: Mesh, images: list[Image.Image], names: list[str]) -> t
     return scene
 
 
-def write_obj(scene: trimesh.Scene, folder: Path, stem: str) -> None:
-    """``<stem>.obj`` + ``<stem>.mtl`` + one PNG per material, referenced by relative paths."""
+def write_obj(scene: trimesh.Scene, folder: Path, stem: str, renamed: dict[str, str]) -> None:
+    """``<stem>.obj`` + ``<stem>.mtl`` + one PNG per material, referenced by relative paths.
+
+    trimesh names each PNG after its material: the scene's materials carry the file stems, and
+    ``renamed`` (``{file stem: material name}``) gives the materials their names in the .obj and .mtl.
+    """
     text, files = export_obj(scene, include_texture=True, return_texture=True, mtl_name=f"{stem}.mtl")
-    (folder / f"{stem}.obj").write_text(text)
+
+    def rename(text: str, keyword: str) -> str:
+        return re.sub(rf"^{keyword} (.+)$", lambda m: f"{keyword} {renamed.get(m[1], m[1])}", text, flags=re.MULTILINE)
+
+    (folder / f"{stem}.obj").write_text(rename(text, "usemtl"))
     for name, data in files.items():
-        (folder / name).write_bytes(data)
+        (folder / name).write_bytes(rename(data.decode(), "newmtl").encode() if name.endswith(".mtl") else data)
 
 
 #: The file whose presence marks a complete result; moved into place last.
@@ -95,13 +117,12 @@ def export_scene(
     mesh: Mesh, images: list[Image.Image], stem: str, folder: Path, cfg: DictConfig
 ) -> list[str]:
     """Write the stylised scene in the formats of ``cfg.formats`` (``glb``, ``obj``); returns file names."""
-    names = texture_names(mesh, stem)
-    scene = stylized_scene(mesh, images, names)
+    files, materials = texture_names(mesh, stem), material_names(mesh)
     before = set(os.listdir(folder))
     if "glb" in cfg.formats:
-        (folder / f"{stem}_stylized.glb").write_bytes(scene.export(file_type="glb"))
+        (folder / f"{stem}_stylized.glb").write_bytes(stylized_scene(mesh, images, materials).export(file_type="glb"))
     if "obj" in cfg.formats:
-        write_obj(scene, folder, f"{stem}_stylized")
+        write_obj(stylized_scene(mesh, images, files), folder, f"{stem}_stylized", dict(zip(files, materials)))
     return sorted(set(os.listdir(folder)) - before)
 
 

@@ -54,6 +54,7 @@ class Mesh:
         source: the scene as loaded, in its original coordinates, for export.
         centre: ``(3,)`` world position of the normalised frame's origin.
         radius: world length of one normalised unit (``world = centre + radius × verts``).
+        warnings: what was wrong with the file and was let pass (``mesh.missing_texture=blank``).
     """
 
     verts: torch.Tensor
@@ -66,6 +67,7 @@ class Mesh:
     source: trimesh.Scene
     centre: tuple[float, float, float]
     radius: float
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def layout(self) -> TextureLayout:
@@ -157,25 +159,40 @@ def _statement_args(line: str, keyword: str) -> str | None:
     return parts[1].strip() if len(parts) == 2 and parts[0] == keyword else None
 
 
-def check_obj_textures(path: Path) -> None:
+def check_obj_textures(path: Path, missing: str = "error") -> list[str]:
     """Every material library an OBJ names, and every ``map_Kd`` texture in them, exists and decodes.
 
     trimesh skips a missing or broken one with a log message, and the material silently becomes
-    blank; an error naming the file is what a user needs.
+    blank; an error naming the file is what a user needs. With ``missing="blank"`` each problem is
+    returned as a warning instead, and trimesh's blank material (its base colour) is kept.
     """
+    problems: list[str] = []
+
+    def found(problem: MeshStyleError) -> None:
+        if missing != "blank":
+            raise problem
+        problems.append(f"{problem.args[0].split(' (')[0]}: its material is left blank (mesh.missing_texture=blank)")
+
     text = path.read_bytes().decode("utf-8", errors="replace")
     for library in filter(None, (_statement_args(line, "mtllib") for line in text.splitlines())):
         mtl = path.parent / library
         if not mtl.is_file():
-            raise MeshStyleError(f"mesh {path} names the material library {library!r}, which is not at {mtl} (copy it there)")
+            found(MeshStyleError(f"mesh {path} names the material library {library!r}, which is not at {mtl} "
+                                 "(copy it there, or mesh.missing_texture=blank)"))
+            continue
         for line in mtl.read_bytes().decode("utf-8", errors="replace").splitlines():
             if (texture := _statement_args(line, "map_Kd")) is not None:
                 name = texture.split()[-1] if texture.startswith("-") else texture  # options first, then the file
-                read_image(mtl.parent / name, f"texture of {mtl.name}", f"map_Kd in {mtl}")
+                try:
+                    read_image(mtl.parent / name, f"texture of {mtl.name}", f"map_Kd in {mtl}, or mesh.missing_texture=blank")
+                except MeshStyleError as problem:
+                    found(problem)
+    return problems
 
 
-def load_scene(path: Path) -> trimesh.Scene:
-    """Read a mesh file as a trimesh scene; any failure becomes a one-line :class:`MeshStyleError`.
+def load_scene(path: Path, missing_texture: str = "error") -> tuple[trimesh.Scene, list[str]]:
+    """Read a mesh file as a trimesh scene, and the warnings about it (see :func:`check_obj_textures`
+    for ``missing_texture``); any failure becomes a one-line :class:`MeshStyleError`.
 
     Geometry is checked before trimesh's processing, which would silently drop NaN or infinite
     vertices and every face using them.
@@ -189,8 +206,7 @@ def load_scene(path: Path) -> trimesh.Scene:
             f"unsupported mesh format {path.suffix or '(none)'!r} for {path}: "
             f"convert it to one of {', '.join(SUPPORTED_SUFFIXES)} (e.g. File > Export in Blender)"
         )
-    if path.suffix.lower() == ".obj":
-        check_obj_textures(path)
+    problems = check_obj_textures(path, missing_texture) if path.suffix.lower() == ".obj" else []
     try:
         # resolve(): the OS follows symlinks before "..", trimesh would cancel them lexically.
         scene = trimesh.load(path.resolve(), force="scene", process=False)
@@ -207,13 +223,15 @@ def load_scene(path: Path) -> trimesh.Scene:
                 raise MeshStyleError(
                     f"mesh {path}: {name!r} has zero surface area, every face degenerate (delete it, or repair it: Mesh > Clean Up in Blender)"
                 )
-    return scene
+    return scene, problems
 
 
 def load_mesh(cfg: DictConfig) -> Mesh:
     """Load ``cfg.path`` (the ``mesh`` config group) into a :class:`Mesh`."""
     path = Path(cfg.path)
-    scene = load_scene(path)
+    scene, problems = load_scene(path, cfg.missing_texture)
+    for problem in problems:
+        log.warning(problem)
 
     slots: list[MaterialSlot] = []
     textures: list[torch.Tensor] = []
@@ -275,4 +293,5 @@ def load_mesh(cfg: DictConfig) -> Mesh:
         source=scene,
         centre=tuple(float(c) for c in centre),
         radius=float(radius),
+        warnings=problems,
     )

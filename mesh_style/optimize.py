@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import torch
 from omegaconf import DictConfig
@@ -10,6 +11,8 @@ from torch import nn
 from tqdm import tqdm
 
 from mesh_style.backbone import LuminanceOnly, VGGFeatures
+from mesh_style.checkpoint import Checkpoint
+from mesh_style.errors import MeshStyleError
 from mesh_style.images import keep_chroma
 from mesh_style.losses import ContentLoss, chroma_smoothness, total_variation, widened
 from mesh_style.shader import ViewCache, facing_weighted, shade
@@ -167,29 +170,61 @@ def optimize(
     views_per_step: int,
     seed: int,
     chroma_of: torch.Tensor | None = None,
+    checkpoint: Checkpoint | None = None,
+    resume: bool = False,
 ) -> tuple[torch.Tensor, list[dict[str, float]]]:
     """``cfg.steps`` steps of :class:`TextureOptimizer`, each on ``views_per_step`` views of ``cache``
     (the optimisation bank) drawn at random without replacement; ``seed`` seeds their order;
-    ``chroma_of`` as in :class:`TextureOptimizer`.
+    ``chroma_of`` as in :class:`TextureOptimizer`. Saves into ``checkpoint`` when it is due and, with
+    ``resume``, continues from the one saved there.
 
     Returns:
         The optimised ``(T, 3)`` texels in [0, 1] and the loss history, one dict per step.
+
+    Raises:
+        MeshStyleError: a loss became NaN or infinite (the last checkpoint is kept).
     """
     layout = TextureLayout(tuple((im.shape[0], im.shape[1]) for im in images))
     footprint = texel_footprint(cache.index, cache.weight, cache.footprint, layout.num_texels)
     optimizer = TextureOptimizer(images, objective, footprint, loss_cfg, cfg, chroma_of)
     generator = torch.Generator().manual_seed(seed)
     history: list[dict[str, float]] = []
+    state = checkpoint.load(cache.mask.device) if checkpoint is not None and resume else None
+    if state is not None:
+        optimizer.pyramid.load_state_dict(state["pyramid"])
+        optimizer.optimizer.load_state_dict(state["adam"])
+        generator.set_state(state["views_rng"])
+        torch.set_rng_state(state["torch_rng"])  # swd's random directions
+        if state["cuda_rng"] is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"])
+        history = state["history"]
     # disable=None: a progress bar on a terminal; in logs and pipes (sweeps, clusters) a line every 10 %.
-    progress = tqdm(range(cfg.steps), desc="stylising", unit="step", dynamic_ncols=True, leave=False, disable=None)
+    progress = tqdm(range(len(history), cfg.steps), desc="stylising", unit="step", dynamic_ncols=True, disable=None,
+                    initial=len(history), total=cfg.steps)
     every = max(1, cfg.steps // 10)
     for step in progress:
         view_ids = torch.randperm(len(cache), generator=generator)[:views_per_step].to(cache.mask.device)
-        history.append(optimizer.step(cache, view_ids))
-        progress.set_postfix(style=f"{history[-1]['style']:.3f}", content=f"{history[-1]['content']:.3f}")
+        losses = optimizer.step(cache, view_ids)
+        if not math.isfinite(losses["total"]):  # name the term that blew up, where one did
+            bad = next((name for name, value in losses.items() if name != "total" and not math.isfinite(value)), "total")
+            raise MeshStyleError(
+                f"the {bad} loss became {losses[bad]} at step {step + 1} (lower optim.lr, now {cfg.lr}, or the loss weights)"
+            )
+        history.append(losses)
+        progress.set_postfix(style=f"{losses['style']:.3f}", content=f"{losses['content']:.3f}")
         if progress.disable and ((step + 1) % every == 0 or step + 1 == cfg.steps):
             log.info(
                 "stylising: step %d/%d (%.0f %%), style %.3f, content %.3f",
-                step + 1, cfg.steps, 100 * (step + 1) / cfg.steps, history[-1]["style"], history[-1]["content"],
+                step + 1, cfg.steps, 100 * (step + 1) / cfg.steps, losses["style"], losses["content"],
             )
+        if checkpoint is not None and checkpoint.due(step + 1, cfg.steps):
+            checkpoint.save({
+                "step": step + 1,
+                "pyramid": optimizer.pyramid.state_dict(),
+                "adam": optimizer.optimizer.state_dict(),
+                "views_rng": generator.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state() if cache.mask.is_cuda else None,
+                "history": history,
+            })
     return optimizer.texels(), history

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib.metadata
+import json
 import logging
 import os
 import resource
@@ -19,6 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from mesh_style.backbone import LuminanceOnly, VGGFeatures, backbone_dtype, load_backbone
+from mesh_style.checkpoint import FILE_NAME as CHECKPOINT_FILE, Checkpoint, trajectory_settings
 from mesh_style.errors import MeshStyleError
 from mesh_style.export import export_scene, staged_outputs, write_history, write_json, write_reference_views
 from mesh_style.images import beside, grey, image_grid, save_gif, tensor_to_pil, texture_compare
@@ -239,6 +241,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     device = pick_device(cfg.device)
     dtype = backbone_dtype(cfg.backbone.precision, device)
     torch.manual_seed(cfg.seed)
+    if (out_dir / "metrics.json").exists() and cfg.resume:  # e.g. a resumed sweep: this job had finished
+        log.info("%s already holds the finished result", out_dir)
+        return json.loads((out_dir / "metrics.json").read_text())
     if (out_dir / "metrics.json").exists():  # two runs' files must not mix
         raise MeshStyleError(f"{out_dir} already holds a result (choose another hydra.run.dir or out_dir, or delete it)")
     existing = next(p for p in (out_dir, *out_dir.parents) if p.exists())  # before any work, not after it
@@ -284,8 +289,10 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         objective = build_objective(extractor, targets, start, cache, cfg.loss, background)
 
     with timer("optimize"):
+        checkpoint = Checkpoint(out_dir / CHECKPOINT_FILE, cfg.optim.checkpoint_every, trajectory_settings(cfg))
         texels, history = optimize(
-            mesh.layout.unflatten(start), objective, train_cache, cfg.loss, cfg.optim, min(cfg.views.per_step, len(bank)), cfg.seed, chroma_of
+            mesh.layout.unflatten(start), objective, train_cache, cfg.loss, cfg.optim, min(cfg.views.per_step, len(bank)), cfg.seed, chroma_of,
+            checkpoint, cfg.resume,
         )
         # Texels no bank view sees never received a gradient: fill them from their surroundings.
         seen = seen_texels(train_cache.index, train_cache.weight, mesh.layout.num_texels)
@@ -328,6 +335,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             "backbone_dtype": str(extractor.dtype).removeprefix("torch."),
             "device": str(device),
             "faces": int(mesh.faces.shape[0]),
+            "warnings": mesh.warnings,
             "scene": {"meshes": len(mesh.source.graph.nodes_geometry), "materials": len(mesh.slots)},
             "textures": [list(t.shape[:2]) for t in mesh.textures],
             "views": {"optimized": len(bank), "held_out": len(held_out)},
@@ -344,9 +352,10 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             "config": OmegaConf.to_container(cfg, resolve=True),
         }
         write_json(staging / "metrics.json", metrics)
+    checkpoint.remove()  # the result is complete: nothing left to resume
     log.info(
-        "held-out style loss %.4f → %.4f (%.0f %% lower); results in %s",
-        before["style"], after["style"], 100 * reduction, out_dir,
+        "held-out style loss %.4f → %.4f (%.0f %% lower); %.0f s in all; results in %s",
+        before["style"], after["style"], 100 * reduction, metrics["total_seconds"], out_dir,
     )
     return metrics
 

@@ -60,6 +60,8 @@ class MeshConfig:
     path: Optional[str] = setting(None, "GLB, glTF, OBJ (+MTL) or PLY; meshes without UVs are unwrapped")
     blank_texture_size: int = setting(512, "texture made for untextured materials and unwrapped meshes", low=16, high=8192)
     blank_color: List[float] = setting([0.8, 0.8, 0.8], "its colour when the material has no base colour either")
+    missing_texture: str = setting("error", "an OBJ's missing or broken .mtl or map_Kd texture: error | blank (its base colour, with a warning)",
+                                   choices=("error", "blank"))
     unwrap: UnwrapConfig = group(UnwrapConfig)  # automatic UVs (xatlas) for meshes without them
 
 
@@ -77,7 +79,8 @@ class StyleConfig:
         choices=("luminance", "histogram"),
     )
     recolour_start: bool = setting(
-        False, "start from the original recoloured to the painting's colour mean and covariance (ARF); with colour=transfer"
+        True, "start from (and keep the layout of) the original recoloured to the painting's colour mean and covariance "
+        "(ARF); colour=transfer only"
     )
 
 
@@ -133,6 +136,8 @@ class OptimConfig:
     level_decay: float = setting(1.0, "each coarser level's step size relative to the next finer one", above=0, high=1,
                                  hint="1 = every level at full speed")
     texture_size: Any = setting("auto", "auto: enlarged (up to 2048) until a rendered pixel covers a texel | null: original | a size")
+    checkpoint_every: int = setting(50, "save the optimisation's state every N steps into the run folder, for resume=true (0: never)",
+                                    low=0)
 
 
 @dataclass
@@ -173,6 +178,7 @@ class Config:
     export: ExportConfig = group(ExportConfig)
     seed: int = setting(0, "same seed + same config ⇒ same texture (on CPU)")
     device: str = setting("auto", "auto (CUDA when present) | cpu | cuda", choices=("auto", "cpu", "cuda"))
+    resume: bool = setting(False, "continue the stopped run in hydra.run.dir from its checkpoint (same settings)")
 
 
 def register() -> None:
@@ -292,10 +298,6 @@ def validate(cfg: DictConfig) -> None:
     _check_rgb("mesh.blank_color", cfg.mesh.blank_color)
     if not cfg.export.formats or not set(cfg.export.formats) <= {"glb", "obj"}:
         _fail("export.formats", cfg.export.formats, "must list glb and/or obj", "e.g. export.formats=[glb]")
-    if cfg.style.recolour_start and cfg.style.colour == "preserve":
-        raise MeshStyleError(
-            "style.recolour_start=true recolours the original to the painting, style.colour=preserve keeps its colours (choose one)"
-        )
     blend_weights(cfg.style)
     active_style_layers(cfg.loss)
     texture_size(cfg.optim.texture_size)

@@ -10,6 +10,7 @@ then its ranges, before torch is needed or any file is read); files go through `
 from __future__ import annotations
 
 import dataclasses
+import logging
 import re
 import struct
 import typing
@@ -68,7 +69,6 @@ def config_cases() -> list[str]:
         "loss.style_layers=[1]", "loss.style_layers={relu1_1:-1}", "loss.style_layers.relu1_1=abc",
         "style.weights=[1,1]", "style.weights=[-1]", "style.weights=[0]", "style.weights=abc", "style.path=[]",
         "optim.texture_size=3", "optim.texture_size=huge", "optim.texture_size=[64]", "optim.texture_size=[64,99999]",
-        "style.recolour_start=true style.colour=preserve",
         "views.nmu=3", "nosuch=1", "loss.nosuch.deeper=1", "preset=turbo", "loss=nosuch", "backbone=nosuch",
         "views.num=", "style.path=[a.jpg,",
     ]
@@ -226,3 +226,17 @@ def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(tmp_
     with pytest.raises(MeshStyleError, match=r"cannot write into .*not a writable folder \(choose another hydra.run.dir"):
         run(cfg, blocker / "run")
     assert blocker.read_text().startswith("a file")
+
+
+@pytest.mark.parametrize("mesh", ["no_mtl/mesh.obj", "missing_texture/mesh.obj", "truncated_texture/mesh.obj"])
+def test_missing_texture_blank_lets_a_broken_material_pass_with_a_warning(tmp_path, make_cfg, vase_glb, style_png, mesh, caplog):
+    """``mesh.missing_texture=blank``: the run completes with the material's base colour, and the
+    problem is a warning in the log and in metrics.json instead of an error."""
+    files = _make_inputs(tmp_path, vase_glb, style_png)
+    cfg = make_cfg(f"mesh.path={files[mesh]}", f"style.path={style_png}", *TINY, "mesh.missing_texture=blank")
+    with caplog.at_level(logging.WARNING, logger="mesh_style.mesh"):
+        metrics = run(cfg, tmp_path / "run")
+    warning, = metrics["warnings"]
+    assert "m.mtl" in warning and "mesh.missing_texture=blank" in warning
+    assert warning in [record.getMessage() for record in caplog.records]
+    assert (tmp_path / "run" / "mesh_stylized.glb").is_file()

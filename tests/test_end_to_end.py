@@ -11,10 +11,13 @@ import torch
 from PIL import Image
 
 import mesh_style
+import mesh_style.optimize
 from conftest import TINY, shared_file
 from mesh_style.backbone import load_backbone
+from mesh_style.checkpoint import Checkpoint, trajectory_settings
 from mesh_style.errors import MeshStyleError
 from mesh_style.images import pil_to_tensor, read_image
+from mesh_style.losses import total_variation
 from mesh_style.mesh import load_mesh
 from mesh_style.optimize import build_objective, optimize
 from mesh_style.run import evaluate, render_cache, resize_texture, run
@@ -44,7 +47,6 @@ def test_end_to_end_on_a_mesh_made_in_code(tmp_path, make_cfg, vase_glb, style_p
     assert saved["preset"] is None  # not run through Hydra's command line
     for phase in ("before", "after"):
         assert set(saved["held_out"][phase]) == {"style", "content", "chroma"}
-    assert saved["held_out"]["before"]["content"] == pytest.approx(0.0, abs=1e-6)
     with open(out / "history.csv") as file:
         rows = list(csv.DictReader(file))
     assert len(rows) == saved["config"]["optim"]["steps"] and float(rows[-1]["total"]) == pytest.approx(saved["final_train_loss"]["total"], rel=1e-4)
@@ -84,12 +86,43 @@ def test_recolour_start_begins_in_the_paintings_palette(tmp_path, make_cfg, vase
     """``style.recolour_start=true`` (ARF): the texture starts from the original moved to the
     painting's colour mean and covariance, so after a few steps its colours are far closer to the
     painting's than those of a run from the original, with the original's layout still there."""
-    figures = {
-        flag: run(make_cfg(f"mesh.path={vase_glb}", f"style.path={style_png}", *TINY, f"style.recolour_start={flag}"), tmp_path / flag)["quality"]
+    metrics = {
+        flag: run(make_cfg(f"mesh.path={vase_glb}", f"style.path={style_png}", *TINY, f"style.recolour_start={flag}"), tmp_path / flag)
         for flag in ("false", "true")
     }
+    figures = {flag: m["quality"] for flag, m in metrics.items()}
     assert figures["true"]["result"]["colour_distance"] < 0.5 * figures["false"]["result"]["colour_distance"], figures
     assert figures["true"]["result"]["structure"] > 0.5, figures
+    # The content loss keeps the layout of the texture it starts from: the original itself, or recoloured.
+    assert metrics["false"]["held_out"]["before"]["content"] == pytest.approx(0.0, abs=1e-6)
+    assert metrics["true"]["held_out"]["before"]["content"] > 0.01
+
+
+def test_a_loss_that_blows_up_stops_the_run_and_keeps_the_last_finite_checkpoint(tmp_path, make_cfg, vase_glb, style_png, monkeypatch):
+    """A NaN loss at step 3 (forced here) stops the run with one line naming the step and a fix; the
+    checkpoint of step 2 is kept and no result is written."""
+    calls = []
+
+    def nan_at_step_3(texture: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        return total_variation(texture) * (float("nan") if len(calls) == 3 else 1.0)
+
+    monkeypatch.setattr(mesh_style.optimize, "total_variation", nan_at_step_3)
+    out = tmp_path / "run"
+    with pytest.raises(MeshStyleError, match=r"the tv loss became nan at step 3 \(lower optim.lr, now 0.1"):
+        run(make_cfg(f"mesh.path={vase_glb}", f"style.path={style_png}", *TINY, "optim.steps=10", "optim.checkpoint_every=1"), out)
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 2
+    assert {p.name for p in out.iterdir()} == {"checkpoint.pt"}
+
+
+def test_resume_refuses_a_checkpoint_made_with_other_settings(tmp_path, make_cfg, vase_glb, style_png):
+    out = tmp_path / "run"
+    settings = [f"mesh.path={vase_glb}", f"style.path={style_png}", *TINY, "optim.checkpoint_every=1"]
+    Checkpoint(out / "checkpoint.pt", 1, trajectory_settings(make_cfg(*settings, "optim.lr=0.05"))).save({"step": 1})
+    with pytest.raises(MeshStyleError, match=r"other settings: optim.lr=0.05 \(now 0.1\)"):
+        run(make_cfg(*settings, "resume=true"), out)
+    # Settings that do not change the optimisation's path may differ.
+    assert trajectory_settings(make_cfg(*settings, "export.formats=[obj]", "optim.checkpoint_every=7")) == trajectory_settings(make_cfg(*settings))
 
 
 @pytest.mark.parametrize("name", ["Duck.glb", "fuze.obj", "BoxTextured.glb"])

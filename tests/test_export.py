@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import trimesh
 from PIL import Image
 
 from conftest import asymmetric_texture
-from mesh_style.export import export_scene, staged_outputs
+from mesh_style.export import export_scene, material_names, staged_outputs
 from mesh_style.images import pil_to_tensor
 from mesh_style.mesh import load_mesh
 from mesh_style.run import render_cache
@@ -91,3 +92,18 @@ def test_staged_outputs_move_metrics_last_and_undo_a_move_that_fails(tmp_path, m
         for name in ("metrics.json", "a.glb"):
             (staging / name).write_text(name)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.glb", "metrics.json"]
+
+
+def test_material_names_are_kept_with_a_suffix_in_glb_and_obj(tmp_path, make_cfg, vase_glb):
+    """Blender shows the source's material names, suffixed; names with spaces become one word (an
+    OBJ reads one word after usemtl) and duplicates stay apart; files keep the mesh's stem."""
+    mesh = load_mesh(make_cfg(f"mesh.path={vase_glb}").mesh)
+    named = lambda *names: dataclasses.replace(mesh, slots=[dataclasses.replace(mesh.slots[0], name=n) for n in names])  # noqa: E731
+    assert material_names(named("blinn3 fx", "blinn3 fx", "a\tb")) == ["blinn3_fx_stylized", "blinn3_fx_stylized_1", "a_b_stylized"]
+    export_scene(named("blinn3 fx"), [Image.new("RGB", (8, 8), "red")], "vase", tmp_path, make_cfg().export)
+    mtl = (tmp_path / "vase_stylized.mtl").read_text()
+    assert "newmtl blinn3_fx_stylized\n" in mtl and "map_Kd vase_stylized.png" in mtl
+    assert "usemtl blinn3_fx_stylized\n" in (tmp_path / "vase_stylized.obj").read_text()
+    for suffix in (".glb", ".obj"):
+        scene = trimesh.load(tmp_path / f"vase_stylized{suffix}", force="scene")
+        assert [g.visual.material.name for g in scene.geometry.values()] == ["blinn3_fx_stylized"], suffix

@@ -68,7 +68,6 @@ def test_several_paintings_with_weights(tmp_path, make_cfg):
         (["style.weights=[0,0]"], "not all 0"),
         (["style.colour=keep"], "style.colour='keep'"),
         (["style.colour=preserve", "style.colour_method=lab"], "style.colour_method='lab'"),
-        (["style.colour=preserve", "style.recolour_start=true"], "choose one"),
     ],
 )
 def test_bad_blends_and_colour_options(tmp_path, make_cfg, overrides, fragment):
