@@ -93,6 +93,8 @@ def fail(message: str) -> NoReturn:
 @hydra.main(version_base="1.3", config_path=f"pkg://{CONFIG_MODULE}", config_name="config")
 def hydra_main(cfg: DictConfig) -> None:
     from mesh_style.allocator import reuse_freed_memory
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     from mesh_style.run import run  # heavy imports (torch, PyTorch3D) only once arguments are valid
 
     if received:  # a stop that an import swallowed
@@ -100,7 +102,8 @@ def hydra_main(cfg: DictConfig) -> None:
     reuse_freed_memory()
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        run(cfg, out_dir)
+        with logging_redirect_tqdm():  # log lines above the progress bars, not through them
+            run(cfg, out_dir)
     except (KeyboardInterrupt, Terminated) as stop:  # staged outputs are already removed
         stopped(stop, out_dir)
     except MeshStyleError as error:

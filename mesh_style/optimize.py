@@ -199,7 +199,7 @@ def optimize(
             torch.cuda.set_rng_state(state["cuda_rng"])
         history = state["history"]
     # disable=None: a progress bar on a terminal; in logs and pipes (sweeps, clusters) a line every 10 %.
-    progress = tqdm(range(len(history), cfg.steps), desc="stylising", unit="step", dynamic_ncols=True, disable=None,
+    progress = tqdm(range(len(history), cfg.steps), desc="stylising", unit="step", dynamic_ncols=True, disable=None, leave=False, position=1,
                     initial=len(history), total=cfg.steps)
     every = max(1, cfg.steps // 10)
     for step in progress:

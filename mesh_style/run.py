@@ -11,11 +11,12 @@ import os
 import resource
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, TextIO
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from tqdm import tqdm
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
@@ -45,18 +46,42 @@ CLOSE_UP = 4
 CLOSE_UP_MAX = 2048
 
 
-class PhaseTimer:
-    """Wall-clock seconds per named phase."""
+#: The phases of a run, in order.
+PHASES = ("load", "rasterize", "targets", "optimize", "evaluate", "export")
 
-    def __init__(self) -> None:
+
+class PhaseTimer:
+    """Wall-clock seconds per named phase, logged, and on a terminal a bar over the phases of
+    :data:`PHASES` that stays on screen with the total time (the optimisation's own bar runs below it).
+
+    Args:
+        file: where the bar is drawn (default stderr; drawn only on a terminal unless ``force``).
+        force: draw it whatever ``file`` is (tests).
+    """
+
+    def __init__(self, file: TextIO | None = None, force: bool = False) -> None:
         self.seconds: dict[str, float] = {}
+        self.bar = tqdm(total=len(PHASES), file=file, disable=False if force else None, position=0,
+                        bar_format="mesh-style: {desc} [{n}/{total} phases, {elapsed}]")
 
     @contextlib.contextmanager
     def __call__(self, phase: str) -> Iterator[None]:
+        self.bar.set_description_str(phase)
         start = time.perf_counter()
-        yield
+        try:
+            yield
+        except BaseException:  # the error's one line is all that stays on screen
+            self.bar.leave = False
+            self.bar.close()
+            raise
         self.seconds[phase] = round(time.perf_counter() - start, 3)
         log.info("%s: %.1f s", phase, self.seconds[phase])
+        self.bar.update(1)
+
+    def close(self) -> None:
+        """The bar's last state: done, with the total time."""
+        self.bar.set_description_str(f"done in {sum(self.seconds.values()):.0f} s")
+        self.bar.close()
 
 
 def pick_device(name: str) -> torch.device:
@@ -235,7 +260,6 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     Returns the metrics also written to ``out_dir/metrics.json``.
     """
     started = time.perf_counter()
-    timer = PhaseTimer()
     validate(cfg)
     style_layers = active_style_layers(cfg.loss)
     device = pick_device(cfg.device)
@@ -250,6 +274,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise MeshStyleError(f"cannot write into {out_dir}: {existing} is not a writable folder (choose another hydra.run.dir or out_dir)")
 
+    timer = PhaseTimer()
     with timer("load"):
         mesh = load_mesh(cfg.mesh)
         if cfg.optim.texture_size != "auto":
@@ -353,6 +378,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         }
         write_json(staging / "metrics.json", metrics)
     checkpoint.remove()  # the result is complete: nothing left to resume
+    timer.close()
     log.info(
         "held-out style loss %.4f → %.4f (%.0f %% lower); %.0f s in all; results in %s",
         before["style"], after["style"], 100 * reduction, metrics["total_seconds"], out_dir,

@@ -2,6 +2,7 @@
 
 import csv
 import dataclasses
+import io
 import json
 import logging
 
@@ -20,7 +21,7 @@ from mesh_style.images import pil_to_tensor, read_image
 from mesh_style.losses import total_variation
 from mesh_style.mesh import load_mesh
 from mesh_style.optimize import build_objective, optimize
-from mesh_style.run import evaluate, render_cache, resize_texture, run
+from mesh_style.run import PHASES, PhaseTimer, evaluate, render_cache, resize_texture, run
 from mesh_style.shader import shade
 from mesh_style.style import load_style
 from mesh_style.views import sample_views
@@ -206,3 +207,23 @@ def test_bfloat16_backbone_stylises_as_well_as_float32(make_cfg):
     before = evaluate(judge, original, cache, held_ids, cfg.loss.eval_chunk)["style"]
     assert style_loss[torch.float32] < 0.5 * before  # the comparison is between two real stylisations
     assert style_loss[torch.bfloat16] < 1.1 * style_loss[torch.float32], (before, style_loss)
+
+
+def test_the_phase_bar_covers_every_phase_and_ends_with_the_total_or_clears_on_error():
+    """On a terminal (forced here onto a string) one bar walks through the run's phases and stays
+    with the total time; on an error it is cleared, so the error's one line is all that stays."""
+    screen = io.StringIO()
+    timer = PhaseTimer(file=screen, force=True)
+    for phase in PHASES:
+        with timer(phase):
+            pass
+    timer.close()
+    drawn = screen.getvalue()
+    assert all(f"mesh-style: {phase} [" in drawn for phase in PHASES)
+    assert drawn.rstrip("\n").split("\r")[-1].startswith(f"mesh-style: done in 0 s [{len(PHASES)}/{len(PHASES)} phases")
+    failing = io.StringIO()
+    timer = PhaseTimer(file=failing, force=True)
+    with pytest.raises(MeshStyleError):
+        with timer("load"):
+            raise MeshStyleError("bad mesh")
+    assert failing.getvalue().split("\r")[-1].strip() == ""
