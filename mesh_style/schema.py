@@ -113,7 +113,7 @@ class LossConfig:
     content_weight: float = setting(1.0, "the original's pull: keeps its layout (only the ratio to style_weight matters)",
                                     low=0, hint="0 turns it off")
     tv_weight: float = setting(2.0, "smooths neighbouring texels", low=0, hint="0 turns it off")
-    chroma_weight: float = setting(1.0, "hue smoothness between neighbouring rendered pixels: less colour speckle", low=0,
+    chroma_weight: float = setting(3.0, "hue smoothness between neighbouring rendered pixels: less colour speckle", low=0,
                                    hint="0 turns it off")
     style_kind: str = setting("gram", "gram | w2 (mean and covariance) | swd (sliced Wasserstein) | nnfm (nearest neighbours)",
                               choices=STYLE_KINDS)
