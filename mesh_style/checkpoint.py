@@ -14,30 +14,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import Container, DictConfig, OmegaConf
 
 from mesh_style.errors import MeshStyleError
+from mesh_style.schema import settings
 
 log = logging.getLogger(__name__)
 
 FILE_NAME = "checkpoint.pt"
 #: Settings that do not change the optimisation's path: a run may be resumed with other values.
-FREE_KEYS = ("resume", "optim.checkpoint_every", "export")
+FREE_KEYS = ("resume", "optim.checkpoint_every", "export.")
 
 
 def trajectory_settings(cfg: DictConfig) -> dict[str, Any]:
-    """The whole config as flat ``{"group.key": value}``, less :data:`FREE_KEYS`."""
-    flat: dict[str, Any] = {}
-
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(value, f"{prefix}{key}.")
-        elif not any(prefix == f"{k}." or prefix.startswith(f"{k}.") for k in FREE_KEYS):
-            flat[prefix[:-1]] = node
-
-    walk(OmegaConf.to_container(cfg, resolve=True), "")
-    return flat
+    """Every setting of the schema as flat ``{"group.key": value}``, less :data:`FREE_KEYS`."""
+    values = {key: OmegaConf.select(cfg, key) for key, _, _ in settings() if not key.startswith(FREE_KEYS)}
+    return {key: OmegaConf.to_container(v) if isinstance(v, Container) else v for key, v in values.items()}
 
 
 @dataclass
