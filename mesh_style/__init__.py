@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mesh_style.schema import register
-
 __version__ = "0.1.0"
-register()  # the config schema, before anything composes a config (CLI, API, scripts, tests)
 __all__ = ["stylize", "__version__"]
 
 

@@ -17,11 +17,11 @@ import torch
 from omegaconf import Container, DictConfig, OmegaConf
 
 from mesh_style.errors import MeshStyleError
+from mesh_style.layout import CHECKPOINT_FILE
 from mesh_style.schema import settings
 
 log = logging.getLogger(__name__)
 
-FILE_NAME = "checkpoint.pt"
 #: Settings that do not change the optimisation's path: a run may be resumed with other values.
 FREE_KEYS = ("resume", "optim.checkpoint_every", "export.")
 
@@ -80,6 +80,6 @@ class Checkpoint:
 def saved_step(folder: Path) -> int | None:
     """The step of the checkpoint in ``folder``, or None (read lazily: no tensor is loaded)."""
     try:
-        return int(torch.load(folder / FILE_NAME, mmap=True, weights_only=True, map_location="cpu")["step"])
+        return int(torch.load(folder / CHECKPOINT_FILE, mmap=True, weights_only=True, map_location="cpu")["step"])
     except Exception:  # no checkpoint, or one cut short: nothing to resume from
         return None

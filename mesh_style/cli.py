@@ -3,6 +3,8 @@ or for short ``mesh-style chair.glb starry_night.jpg [key=value ...]``.
 
 The Hydra entry point is trivial: it calls :func:`mesh_style.run.run`. User errors (bad input,
 bad config value, unknown config key) print one line and exit with status 2, no traceback.
+This module imports only the standard library at its top: :func:`main` catches Ctrl-C and SIGTERM
+before Hydra, torch and the rest are imported, so a stop during the imports is one line too.
 """
 
 from __future__ import annotations
@@ -12,17 +14,13 @@ import shlex
 import signal
 import sys
 from pathlib import Path
-from typing import NoReturn
-
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import DictConfig
+from typing import TYPE_CHECKING, NoReturn
 
 from mesh_style.errors import MeshStyleError
-from mesh_style.schema import require_inputs, settings, validate
-from mesh_style.sweep import ERROR_FILE
+from mesh_style.layout import ERROR_FILE, RESULT_DIR
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 CONFIG_MODULE = "mesh_style.configs"
 EXIT_USER_ERROR = 2
@@ -66,6 +64,9 @@ typed_args: list[str] = []
 
 def resume_command(out_dir: Path) -> str:
     """The command that continues the run stopped in ``out_dir`` (in a sweep: the whole sweep)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
     place = "hydra.sweep.dir" if HydraConfig.get().mode == RunMode.MULTIRUN else "hydra.run.dir"
     folder = HydraConfig.get().sweep.dir if place == "hydra.sweep.dir" else out_dir
     kept = [a for a in typed_args if a.split("=")[0] not in ("resume", "hydra.run.dir", "hydra.sweep.dir")]
@@ -90,10 +91,20 @@ def fail(message: str) -> NoReturn:
     sys.exit(EXIT_USER_ERROR)
 
 
-@hydra.main(version_base="1.3", config_path=f"pkg://{CONFIG_MODULE}", config_name="config")
-def hydra_main(cfg: DictConfig) -> None:
-    from mesh_style.allocator import reuse_freed_memory
+def hydra_main() -> None:
+    """Hydra's command line: composes the config (or sweeps it) and runs :func:`job` on it."""
+    import hydra
+
+    hydra.main(version_base="1.3", config_path=f"pkg://{CONFIG_MODULE}", config_name="config")(job)()
+
+
+def job(cfg: DictConfig) -> None:
+    """One run (in a sweep, one job): :func:`mesh_style.run.run` into Hydra's output folder."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
     from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from mesh_style.allocator import reuse_freed_memory
 
     from mesh_style.run import run  # heavy imports (torch, PyTorch3D) only once arguments are valid
 
@@ -112,7 +123,7 @@ def hydra_main(cfg: DictConfig) -> None:
             print(f"mesh-style: error: {error}", file=sys.stderr)
             return
         fail(str(error))
-    print(f"mesh-style: results in {out_dir}")
+    print(f"mesh-style: results in {out_dir / RESULT_DIR}")
 
 
 #: Hydra's messages for an unknown key and a value of the wrong type, reworded below.
@@ -140,6 +151,9 @@ def check_overrides(args: list[str]) -> None:
     painting fails here with one line, before torch is imported, before Hydra makes a run folder or
     prints a multi-line report, and before a sweep starts its jobs."""
     from hydra import compose, initialize_config_module
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from mesh_style.schema import require_inputs, validate
 
     if any(a.split("=")[0] in OWN_CONFIG_FLAGS for a in args):
         return  # run() validates the composed config, still before any work
@@ -236,6 +250,8 @@ def shown(value: object) -> str:
 
 def settings_help() -> str:
     """One line per setting, ``key=default  doc``, from the schema (the one place they are written)."""
+    from mesh_style.schema import settings
+
     lines = []
     for key, default, doc in settings():
         setting = f"{key}={shown(default)}"

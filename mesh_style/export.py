@@ -1,7 +1,7 @@
 """Outputs: the stylised scene as GLB and OBJ + MTL + PNG, written atomically.
 
-Everything is first written into a hidden staging folder next to the results and moved into
-place only once every file is complete, so a crash leaves nothing that looks like a result.
+Everything is first written into a hidden staging folder of the run folder and renamed to
+``result/`` only once every file is complete, so a crash leaves nothing that looks like a result.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ from PIL import Image
 from trimesh.exchange.obj import export_obj
 from trimesh.visual.material import PBRMaterial
 
+from mesh_style.errors import MeshStyleError
 from mesh_style.images import tensor_to_pil
+from mesh_style.layout import RESULT_DIR
 from mesh_style.mesh import Mesh
 
 _WHITE = [255, 255, 255, 255]
@@ -86,31 +88,29 @@ def write_obj(scene: trimesh.Scene, folder: Path, stem: str, renamed: dict[str, 
         (folder / name).write_bytes(rename(data.decode(), "newmtl").encode() if name.endswith(".mtl") else data)
 
 
-#: The file whose presence marks a complete result; moved into place last.
-COMPLETE_MARK = "metrics.json"
-
-
 @contextlib.contextmanager
 def staged_outputs(out_dir: Path) -> Iterator[Path]:
-    """Yield a staging folder inside ``out_dir``; on success move its files into ``out_dir``,
-    :data:`COMPLETE_MARK` last. On any failure, also during the moves (Ctrl-C, SIGTERM, a full disk),
-    none of them is left. Staging folders that killed runs left behind are removed first."""
+    """Yield a hidden staging folder inside ``out_dir``; on success rename it to ``out_dir/result``.
+
+    One rename makes every file visible at once, so a failure at any moment (Ctrl-C, SIGTERM, SIGKILL,
+    a full disk) leaves either the complete result or none of it. Staging folders that killed runs
+    left behind are removed first.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in out_dir.glob(".partial-*"):
         shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=out_dir))
-    moved: list[Path] = []
     try:
         yield staging
-        for path in sorted(staging.iterdir(), key=lambda p: (p.name == COMPLETE_MARK, p.name)):
-            os.replace(path, out_dir / path.name)
-            moved.append(out_dir / path.name)
-    except BaseException:
-        for path in reversed(moved):
-            path.unlink(missing_ok=True)
-        raise
+        try:
+            os.rename(staging, out_dir / RESULT_DIR)  # replaces nothing but an empty folder
+        except OSError as error:
+            raise MeshStyleError(
+                f"cannot move the result into {out_dir / RESULT_DIR}: {error.strerror} (another run wrote there meanwhile? "
+                "give each run its own hydra.run.dir)"
+            ) from None
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)  # nothing left after the rename
 
 
 def export_scene(

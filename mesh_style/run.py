@@ -21,10 +21,11 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from mesh_style.backbone import LuminanceOnly, VGGFeatures, backbone_dtype, load_backbone
-from mesh_style.checkpoint import FILE_NAME as CHECKPOINT_FILE, Checkpoint, trajectory_settings
+from mesh_style.checkpoint import Checkpoint, trajectory_settings
 from mesh_style.errors import MeshStyleError
 from mesh_style.export import export_scene, staged_outputs, write_history, write_json, write_reference_views
 from mesh_style.images import beside, grey, image_grid, save_gif, tensor_to_pil, texture_compare
+from mesh_style.layout import CHECKPOINT_FILE, RESULT_DIR
 from mesh_style.mesh import Mesh, load_mesh
 from mesh_style.optimize import Objective, build_objective, optimize
 from mesh_style.quality import FIGURE_LAYERS, colour_distance, speckle, structure, style_distance
@@ -257,7 +258,8 @@ def turntable(mesh: Mesh, like: Views, original: torch.Tensor, texels: torch.Ten
 def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Stylise ``cfg.mesh.path`` with ``cfg.style.path``; write results into ``out_dir``.
 
-    Returns the metrics also written to ``out_dir/metrics.json``.
+    The result (meshes, textures, previews, ``metrics.json``) appears whole in ``out_dir/result``;
+    ``out_dir`` itself holds the checkpoint while the run is under way. Returns the metrics.
     """
     started = time.perf_counter()
     validate(cfg)
@@ -265,11 +267,12 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     device = pick_device(cfg.device)
     dtype = backbone_dtype(cfg.backbone.precision, device)
     torch.manual_seed(cfg.seed)
-    if (out_dir / "metrics.json").exists() and cfg.resume:  # e.g. a resumed sweep: this job had finished
-        log.info("%s already holds the finished result", out_dir)
-        return json.loads((out_dir / "metrics.json").read_text())
-    if (out_dir / "metrics.json").exists():  # two runs' files must not mix
-        raise MeshStyleError(f"{out_dir} already holds a result (choose another hydra.run.dir or out_dir, or delete it)")
+    result_dir = out_dir / RESULT_DIR
+    if (result_dir / "metrics.json").exists() and cfg.resume:  # e.g. a resumed sweep: this job had finished
+        log.info("%s already holds the finished result", result_dir)
+        return json.loads((result_dir / "metrics.json").read_text())
+    if result_dir.exists():  # two runs' files must not mix
+        raise MeshStyleError(f"{out_dir} already holds a result (choose another hydra.run.dir or out_dir, or delete {result_dir})")
     existing = next(p for p in (out_dir, *out_dir.parents) if p.exists())  # before any work, not after it
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise MeshStyleError(f"cannot write into {out_dir}: {existing} is not a writable folder (choose another hydra.run.dir or out_dir)")
@@ -336,7 +339,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         if figures["original"]["style_distance"]:
             figures["style_gain"] = 1.0 - figures["result"]["style_distance"] / figures["original"]["style_distance"]
 
-    with staged_outputs(out_dir) as staging:  # every file, metrics.json last: all of them or none
+    with staged_outputs(out_dir) as staging:  # every file appears at once in out_dir/result, or none
         with timer("export"):
             stem = Path(cfg.mesh.path).stem
             images = [tensor_to_pil(t) for t in mesh.layout.unflatten(texels)]
@@ -381,7 +384,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     timer.close()
     log.info(
         "held-out style loss %.4f → %.4f (%.0f %% lower); %.0f s in all; results in %s",
-        before["style"], after["style"], 100 * reduction, metrics["total_seconds"], out_dir,
+        before["style"], after["style"], 100 * reduction, metrics["total_seconds"], result_dir,
     )
     return metrics
 

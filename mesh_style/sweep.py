@@ -17,8 +17,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image, ImageDraw
 
-#: File a failed job leaves in its folder instead of a result.
-ERROR_FILE = "error.txt"
+from mesh_style.layout import ERROR_FILE, RESULT_DIR
+
 #: Width of summary.png; each job's preview is scaled to it.
 SHEET_WIDTH = 1200
 LABEL_HEIGHT = 18
@@ -44,8 +44,8 @@ def job_row(folder: Path) -> dict[str, Any]:
     overrides_file = folder / ".hydra" / "overrides.yaml"
     overrides = OmegaConf.load(overrides_file) if overrides_file.exists() else []
     row: dict[str, Any] = {"job": folder.name, "overrides": [str(o) for o in overrides if not str(o).startswith("hydra.")]}
-    if (folder / "metrics.json").exists():
-        metrics = json.loads((folder / "metrics.json").read_text())
+    if (folder / RESULT_DIR / "metrics.json").exists():
+        metrics = json.loads((folder / RESULT_DIR / "metrics.json").read_text())
         row["status"] = "ok"
         row.update({column: _lookup(metrics, keys) for column, keys in FIGURES})
     elif (folder / ERROR_FILE).exists():
@@ -74,7 +74,7 @@ def write_summary(sweep_dir: Path) -> list[dict[str, Any]]:
         writer.writerows({c: _cell(row.get(c)) for c in columns} for row in rows)
     lines = ["| " + " | ".join(columns + ["preview"]) + " |", "|" + " --- |" * (len(columns) + 1)]
     for row in rows:
-        preview = f"![job {row['job']}]({row['job']}/preview.png)" if row["status"] == "ok" else ""
+        preview = f"![job {row['job']}]({row['job']}/{RESULT_DIR}/preview.png)" if row["status"] == "ok" else ""
         lines.append("| " + " | ".join(_cell(row.get(c)).replace("|", "\\|") for c in columns) + f" | {preview} |")
     (sweep_dir / "summary.md").write_text("\n".join(lines) + "\n")
     contact_sheet(sweep_dir, rows).save(sweep_dir / "summary.png")
@@ -86,7 +86,7 @@ def contact_sheet(sweep_dir: Path, rows: list[dict[str, Any]]) -> Image.Image:
     (held-out views, original above result, the painting beside); failed jobs are a label only."""
     tiles = []
     for row in rows:
-        preview_path = sweep_dir / row["job"] / "preview.png"
+        preview_path = sweep_dir / row["job"] / RESULT_DIR / "preview.png"
         preview = Image.open(preview_path).convert("RGB") if row["status"] == "ok" and preview_path.exists() else None
         height = round(preview.height * SHEET_WIDTH / preview.width) if preview else 0
         tile = Image.new("RGB", (SHEET_WIDTH, LABEL_HEIGHT + height), "white")

@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from make_demo_assets import make_checker_texture, make_vase  # noqa: E402
 
 from mesh_style.backbone import PRECISIONS, load_backbone, parse_layer  # noqa: E402
+from mesh_style.layout import RESULT_DIR  # noqa: E402
 from mesh_style.mesh import Mesh, load_mesh  # noqa: E402
 from mesh_style.allocator import reuse_freed_memory  # noqa: E402
 from mesh_style.optimize import TextureOptimizer, build_objective  # noqa: E402
@@ -213,7 +214,7 @@ def bench_run(mesh_path: Path, style_path: Path, extra: list[str]) -> dict:
         if child.returncode != 0:
             log.seek(0)
             raise RuntimeError(f"mesh-style failed:\n{log.read().decode(errors='replace')}")
-        metrics = json.loads((Path(out) / "metrics.json").read_text())
+        metrics = json.loads((Path(out) / RESULT_DIR / "metrics.json").read_text())
     return {"mesh": mesh_path.name, "precision": metrics["backbone_dtype"], "wall_s": wall, "peak_rss_gb": peak_kib / 1024**2, "phases_s": metrics["seconds"]}
 
 

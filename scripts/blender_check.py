@@ -7,7 +7,7 @@ pipeline's own unlit renders (``held_out_<i>.png``): PSNR over the pixels both s
 
 Runs in its own virtualenv, because bpy pins numpy 1.26 (``make blender-check RUN=outputs/demo``):
 
-    .venv-blender/bin/python scripts/blender_check.py RUN_DIR [--min-psnr 30]
+    .venv-blender/bin/python scripts/blender_check.py RUN_DIR [--min-psnr 30]   (RUN_DIR or RUN_DIR/result)
 
 Prints a JSON report; exits with status 1 when a check fails.
 """
@@ -143,7 +143,7 @@ def main() -> int:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--min-psnr", type=float, default=30.0)
     args = parser.parse_args(sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else sys.argv[1:])
-    run_dir = args.run_dir
+    run_dir = args.run_dir / "result" if (args.run_dir / "result").is_dir() else args.run_dir  # a run folder, or its result
     views = json.loads((run_dir / "held_out_views.json").read_text())["views"]
     size = load_png(run_dir / views[0]["image"]).shape[0]
     metrics = json.loads((run_dir / "metrics.json").read_text())

@@ -39,6 +39,7 @@ from PIL import Image, ImageDraw
 from mesh_style.allocator import reuse_freed_memory
 from mesh_style.backbone import load_backbone
 from mesh_style.images import pil_to_tensor, read_image, resize_long_side, tensor_to_pil
+from mesh_style.layout import RESULT_DIR
 from mesh_style.losses import total_variation
 from mesh_style.mesh import load_mesh
 from mesh_style.optimize import build_objective, optimize
@@ -253,14 +254,14 @@ def main() -> None:
             seconds = time.perf_counter() - start
             entry = {"case": case, "config": config, "seconds": round(seconds, 1), **metrics["quality"]}
             painting = load_style(cfg.style).images[0]
-            original, result = render_pair(cfg, mesh_path, out / f"{mesh_path.stem}_stylized.glb")
+            original, result = render_pair(cfg, mesh_path, out / RESULT_DIR / f"{mesh_path.stem}_stylized.glb")
             rows.append(sheet_row(f"{case} {config}: original", list(original), [painting], 2 * cfg.render.image_size))
             rows.append(sheet_row(f"{case} {config}: result", list(result), [painting], 2 * cfg.render.image_size))
             if plane:
                 # The texture at the scale the renders see it, beside the 2D references at that scale.
                 width = plane_pixels(cfg)
                 photo = pil_to_tensor(resize_long_side(read_image(SHARED / mesh_rel, "photo", "-"), width)).permute(2, 0, 1)[None]
-                texture = pil_to_tensor(read_image(out / f"{mesh_path.stem}_stylized.png", "texture", "-"))
+                texture = pil_to_tensor(read_image(out / RESULT_DIR / f"{mesh_path.stem}_stylized.png", "texture", "-"))
                 texture = F.interpolate(texture.permute(2, 0, 1)[None], size=photo.shape[-2:], mode="bilinear", antialias=True)
                 entry["texture_2d"] = image_figures(texture, photo, painting, figure_extractor)
                 if not args.no_2d:
@@ -308,7 +309,7 @@ def style_controls(out_dir: Path, extractor: torch.nn.Module, extra: list[str]) 
         quality = run(cfg, out)["quality"]
         seconds = time.perf_counter() - start
         o, r = quality["original"], quality["result"]
-        result_path = out / f"{mesh_path.stem}_stylized.glb"
+        result_path = out / RESULT_DIR / f"{mesh_path.stem}_stylized.glb"
         images, mask = held_out_renders(cfg, result_path, cfg.render.image_size)
         entries[name] = {
             "style_gain": quality.get("style_gain"),

@@ -216,6 +216,7 @@ def test_bad_files_are_one_line_with_a_fix_and_leave_inputs_and_no_result(
     message = str(error.value)
     assert fragment in message and "\n" not in message and ENDS_WITH_FIX.search(message), message
     assert snapshot() == before  # inputs untouched
+    assert not (out / "result").exists()
     assert not out.exists() or not [p for p in out.rglob("*") if p.suffix in (".glb", ".obj", ".png", ".json", ".gif")]
 
 
@@ -239,4 +240,4 @@ def test_missing_texture_blank_lets_a_broken_material_pass_with_a_warning(tmp_pa
     warning, = metrics["warnings"]
     assert "m.mtl" in warning and "mesh.missing_texture=blank" in warning
     assert warning in [record.getMessage() for record in caplog.records]
-    assert (tmp_path / "run" / "mesh_stylized.glb").is_file()
+    assert (tmp_path / "run" / "result" / "mesh_stylized.glb").is_file()

@@ -40,8 +40,8 @@ def _mesh(name: str, tmp_path: Path) -> Path:
 @pytest.mark.parametrize("name", ["scene", "monkey.glb", "BoxTextured.glb", "fuze.obj", "Duck.glb"])
 def test_blender_renders_match_the_pipeline(tmp_path, make_cfg, style_png, name):
     path = _mesh(name, tmp_path)
-    out = tmp_path / "run"
-    metrics = run(make_cfg(f"mesh.path={path}", f"style.path={style_png}", *TINY, "export.reference_size=96"), out)
+    out = tmp_path / "run" / "result"
+    metrics = run(make_cfg(f"mesh.path={path}", f"style.path={style_png}", *TINY, "export.reference_size=96"), out.parent)
     report = blender_check(out)
     assert report["ok"], json.dumps(report, indent=1)
     for suffix in (".glb", ".obj"):
@@ -55,8 +55,8 @@ def test_blender_renders_match_the_pipeline(tmp_path, make_cfg, style_png, name)
 def test_blender_check_fails_on_a_wrong_texture(tmp_path, make_cfg, style_png):
     """The check can fail: a GLB whose texture is swapped for another image is caught."""
     path = shared_file("meshes/Duck.glb")
-    out = tmp_path / "run"
-    run(make_cfg(f"mesh.path={path}", f"style.path={style_png}", *TINY, "export.formats=[glb]"), out)
+    out = tmp_path / "run" / "result"
+    run(make_cfg(f"mesh.path={path}", f"style.path={style_png}", *TINY, "export.formats=[glb]"), out.parent)
     scene = trimesh.load(out / "Duck_stylized.glb", force="scene")
     for geometry in scene.geometry.values():
         material = geometry.visual.material

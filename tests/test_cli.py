@@ -55,7 +55,7 @@ def inputs(tmp_path, vase_glb, style_png):
 def _no_result(run_dir: Path) -> None:
     if run_dir.exists():
         names = {p.name for p in run_dir.iterdir()}
-        assert not names & {"metrics.json", "preview.png"} and not any(n.endswith((".glb", ".obj", ".png")) for n in names)
+        assert not names & {"result", "metrics.json", "preview.png"} and not any(n.endswith((".glb", ".obj", ".png")) for n in names)
 
 
 @pytest.mark.parametrize(
@@ -169,19 +169,19 @@ def test_multirun_sweep_gives_complete_run_directories(tmp_path, inputs):
         *(o for o in TINY if not o.startswith("views.num")), f"hydra.sweep.dir={sweep}", cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    runs = sorted(p for p in sweep.iterdir() if p.is_dir() and (p / "metrics.json").exists())
+    runs = sorted(p for p in sweep.iterdir() if p.is_dir() and (p / "result" / "metrics.json").exists())
     assert len(runs) == 4
     for run_dir in runs:
-        assert {"vase_stylized.glb", "vase_stylized.obj", "preview.png"} <= {p.name for p in run_dir.iterdir()}
+        assert {"vase_stylized.glb", "vase_stylized.obj", "preview.png"} <= {p.name for p in (run_dir / "result").iterdir()}
     with open(sweep / "summary.csv") as file:
         rows = list(csv.DictReader(file))
     assert [r["job"] for r in rows] == ["0", "1", "2", "3"] and {r["status"] for r in rows} == {"ok"}
     assert rows[3]["overrides"].split() == ["loss.style_weight=10000.0", "views.num=8"] and float(rows[3]["seconds"]) > 0
-    assert "![job 3](3/preview.png)" in (sweep / "summary.md").read_text()
+    assert "![job 3](3/result/preview.png)" in (sweep / "summary.md").read_text()
     # summary.png: per job a label strip and its preview scaled to the sheet's width, 4 px apart.
     from mesh_style.sweep import LABEL_HEIGHT, SHEET_WIDTH
 
-    previews = [Image.open(run_dir / "preview.png") for run_dir in runs]
+    previews = [Image.open(run_dir / "result" / "preview.png") for run_dir in runs]
     sheet = Image.open(sweep / "summary.png")
     assert sheet.width == SHEET_WIDTH
     assert sheet.height == sum(LABEL_HEIGHT + round(p.height * SHEET_WIDTH / p.width) + 4 for p in previews)
@@ -197,7 +197,7 @@ def test_a_bad_job_does_not_stop_its_sweep(tmp_path, inputs):
     )
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
-    assert (sweep / "1" / "metrics.json").exists() and not (sweep / "0" / "metrics.json").exists()
+    assert (sweep / "1" / "result" / "metrics.json").exists()
     _no_result(sweep / "0")
     with open(sweep / "summary.csv") as file:
         status = {r["job"]: r["status"] for r in csv.DictReader(file)}
@@ -265,7 +265,7 @@ def test_quoted_paths_read_back_unchanged_by_hydra(path):
 def test_shorthand_runs_and_a_third_positional_is_an_error(tmp_path, inputs):
     result = mesh_style(str(inputs["mesh"]), str(inputs["style"]), "preset=fast", *TINY, f"hydra.run.dir={inputs['run']}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    metrics = json.loads((inputs["run"] / "metrics.json").read_text())
+    metrics = json.loads((inputs["run"] / "result" / "metrics.json").read_text())
     assert metrics["mesh"] == str(inputs["mesh"]) and metrics["preset"] == "fast"
     extra = tmp_path / "again"
     result = mesh_style(str(inputs["mesh"]), str(inputs["style"]), "extra.jpg", f"hydra.run.dir={extra}", cwd=tmp_path)
@@ -321,20 +321,23 @@ def test_ctrl_c_or_sigterm_during_a_run_prints_one_line_and_leaves_no_result(tmp
     assert not [p for p in inputs["run"].iterdir() if p.name.startswith(".partial-")]
 
 
-@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_a_stop_during_imports_that_trimesh_swallows_still_stops_the_run(tmp_path, inputs, signum, code):
-    """trimesh imports its optional dependencies inside ``except BaseException``: a Ctrl-C or SIGTERM
-    that lands there (sent here when trimesh imports networkx) must still stop the run, in one line."""
+@pytest.mark.parametrize(
+    "module, signum, code",
+    [("hydra", signal.SIGINT, 130), ("torch", signal.SIGTERM, 143), ("networkx", signal.SIGINT, 130), ("networkx", signal.SIGTERM, 143)],
+)
+def test_a_stop_during_the_imports_is_one_line(tmp_path, inputs, module, signum, code):
+    """Ctrl-C or SIGTERM while Hydra or torch is being imported stops the run in one line. trimesh
+    imports its optional dependencies (networkx) inside ``except BaseException``: a stop that lands
+    there must still stop the run."""
     probe = f"""
 import os, sys
-class StopAtNetworkx:
+class StopAtImport:
     def find_spec(self, name, path=None, target=None):
-        if name == "networkx":
+        if name == {module!r}:
             sys.meta_path.remove(self)
             os.kill(os.getpid(), {int(signum)})
-sys.meta_path.insert(0, StopAtNetworkx())
+sys.meta_path.insert(0, StopAtImport())
 from mesh_style import cli
-from mesh_style.checkpoint import saved_step
 sys.argv[1:] = {[str(inputs['mesh']), str(inputs['style']), *TINY, f"hydra.run.dir={inputs['run']}"]!r}
 cli.main()
 """
@@ -342,6 +345,37 @@ cli.main()
     assert result.returncode == code, result.stderr
     assert "Traceback" not in result.stderr and result.stderr.strip().endswith("no result was written"), result.stderr
     _no_result(inputs["run"])
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+def test_a_stop_during_export_leaves_no_result_and_a_resume_completes_it(tmp_path, inputs, signum):
+    """SIGTERM or SIGKILL while the result's files are being written (here: after the meshes, the
+    previews and the reference renders): no ``result/`` and no result file in the run folder; the
+    hidden staging folder a SIGKILL leaves is removed by the resumed run, which completes."""
+    args = [str(inputs["mesh"]), str(inputs["style"]), *TINY, f"hydra.run.dir={inputs['run']}"]
+    probe = f"""
+import os, sys
+import mesh_style.run
+from mesh_style import cli
+written = mesh_style.run.write_reference_views
+def stop_after(*args):
+    names = written(*args)
+    os.kill(os.getpid(), {int(signum)})
+    return names
+mesh_style.run.write_reference_views = stop_after
+sys.argv[1:] = {args!r}
+cli.main()
+"""
+    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == (-signal.SIGKILL if signum == signal.SIGKILL else 143), result.stderr
+    assert "Traceback" not in result.stderr
+    _no_result(inputs["run"])
+    staged = [p for p in inputs["run"].iterdir() if p.name.startswith(".partial-")]
+    assert len(staged) == (1 if signum == signal.SIGKILL else 0)  # SIGKILL: the staging folder, hidden
+    resumed = mesh_style(*args, "resume=true", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert sorted(p.name for p in inputs["run"].iterdir() if not p.name.startswith((".hydra", "cli.log"))) == ["result"]
+    assert (inputs["run"] / "result" / "metrics.json").is_file()
 
 
 def test_kill_9_at_random_moments_then_resume_gives_the_same_texture_bit_for_bit(tmp_path, inputs):
@@ -373,12 +407,12 @@ def test_kill_9_at_random_moments_then_resume_gives_the_same_texture_bit_for_bit
     assert "resuming from step" in (inputs["run"] / "cli.log").read_text()  # progress was kept across kills
     assert not (inputs["run"] / "checkpoint.pt").exists()  # done: nothing left to resume
     for name in ("vase_stylized.png", "history.csv", "held_out_0.png"):
-        assert (inputs["run"] / name).read_bytes() == (tmp_path / "reference" / name).read_bytes(), name
-    first, then = (json.loads((folder / "metrics.json").read_text()) for folder in (tmp_path / "reference", inputs["run"]))
+        assert (inputs["run"] / "result" / name).read_bytes() == (tmp_path / "reference" / "result" / name).read_bytes(), name
+    first, then = (json.loads((folder / "result" / "metrics.json").read_text()) for folder in (tmp_path / "reference", inputs["run"]))
     assert then["final_train_loss"] == first["final_train_loss"] and then["quality"] == first["quality"]
     # Once finished, resume=true returns the finished result instead of refusing the folder.
     again = mesh_style(*args, "resume=true", f"hydra.run.dir={inputs['run']}", cwd=tmp_path)
-    assert again.returncode == 0 and json.loads((inputs["run"] / "metrics.json").read_text()) == then
+    assert again.returncode == 0 and json.loads((inputs["run"] / "result" / "metrics.json").read_text()) == then
 
 
 def test_config_dir_adds_the_users_own_presets_and_keeps_one_line_errors(tmp_path):
@@ -409,5 +443,5 @@ def test_launchers_run_a_sweep_with_a_bad_job_to_its_summary(tmp_path, inputs, l
     with open(sweep / "summary.csv") as file:
         status = {r["job"]: r["status"] for r in csv.DictReader(file)}
     assert status["1"] == "ok" and status["0"].startswith("failed: optim.lr=-1.0 must be a finite number > 0"), status
-    assert (sweep / "1" / "metrics.json").exists() and (sweep / "0" / "error.txt").exists()
+    assert (sweep / "1" / "result" / "metrics.json").exists() and (sweep / "0" / "error.txt").exists()
     _no_result(sweep / "0")

@@ -33,9 +33,11 @@ EXPECTED = {
 
 
 def test_end_to_end_on_a_mesh_made_in_code(tmp_path, make_cfg, vase_glb, style_png, caplog):
-    out = tmp_path / "run"
+    run_dir = tmp_path / "run"
     with caplog.at_level(logging.INFO, logger="mesh_style.optimize"):
-        metrics = run(make_cfg(f"mesh.path={vase_glb}", f"style.path={style_png}", *TINY), out)
+        metrics = run(make_cfg(f"mesh.path={vase_glb}", f"style.path={style_png}", *TINY), run_dir)
+    assert [p.name for p in run_dir.iterdir()] == ["result"]  # no checkpoint or staging folder left
+    out = run_dir / "result"
     steps = metrics["config"]["optim"]["steps"]
     progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("stylising: step")]
     assert 1 <= len(progress) <= 11 and progress[-1].startswith(f"stylising: step {steps}/{steps} (100 %)")  # no terminal: log lines
@@ -66,7 +68,7 @@ def test_end_to_end_on_a_mesh_made_in_code(tmp_path, make_cfg, vase_glb, style_p
     assert np.abs(frames[0][:, :64] - frames[0][:, 64:]).mean() > 1  # and the result differs from the original
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     with pytest.raises(MeshStyleError, match="already holds a result"):  # a second run into the same folder
-        run(make_cfg(f"mesh.path={vase_glb}", f"style.path={style_png}", *TINY), out)
+        run(make_cfg(f"mesh.path={vase_glb}", f"style.path={style_png}", *TINY), run_dir)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     stylised = pil_to_tensor(read_image(out / "vase_stylized.png", "texture", "-"))
     original = resize_texture(load_mesh(make_cfg(f"mesh.path={vase_glb}").mesh).textures[0], 32)
@@ -76,7 +78,7 @@ def test_end_to_end_on_a_mesh_made_in_code(tmp_path, make_cfg, vase_glb, style_p
 def test_same_seed_same_texture(tmp_path, make_cfg, vase_glb, style_png):
     def texture(name, seed):
         run(make_cfg(f"mesh.path={vase_glb}", f"style.path={style_png}", f"seed={seed}", *TINY), tmp_path / name)
-        return np.asarray(read_image(tmp_path / name / "vase_stylized.png", "texture", "-"))
+        return np.asarray(read_image(tmp_path / name / "result" / "vase_stylized.png", "texture", "-"))
 
     first, second, other = texture("a", 0), texture("b", 0), texture("c", 1)
     assert np.array_equal(first, second)
@@ -131,9 +133,8 @@ def test_shared_meshes_export_and_reload(tmp_path, make_cfg, name, style_png):
     """The exported GLB and OBJ re-load (trimesh) with the stylised texture and render like the
     pipeline: original geometry with the stylised texels, mean difference < 2/255."""
     path = shared_file(f"meshes/{name}")
-    out = tmp_path / "run"
-    run(make_cfg(f"mesh.path={path}", f"style.path={style_png}", *TINY), out)
-    stem = path.stem
+    run(make_cfg(f"mesh.path={path}", f"style.path={style_png}", *TINY), tmp_path / "run")
+    out, stem = tmp_path / "run" / "result", path.stem
     stylised = pil_to_tensor(read_image(out / f"{stem}_stylized.png", "texture", "-"))
 
     views, _ = sample_views(make_cfg("views.num=3").views, seed=5)
@@ -169,7 +170,7 @@ def test_duck_with_offline_weights_style_loss_falls(tmp_path, make_cfg):
     held_out = metrics["held_out"]
     assert held_out["after"]["style"] < 0.3 * held_out["before"]["style"]
     assert held_out["style_loss_reduction"] >= 0.7
-    assert json.loads((out / "metrics.json").read_text())["held_out"]["style_loss_reduction"] >= 0.7
+    assert json.loads((out / "result" / "metrics.json").read_text())["held_out"]["style_loss_reduction"] >= 0.7
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ import trimesh
 from PIL import Image
 
 from conftest import asymmetric_texture
+from mesh_style.errors import MeshStyleError
 from mesh_style.export import export_scene, material_names, staged_outputs
 from mesh_style.images import pil_to_tensor
 from mesh_style.mesh import load_mesh
@@ -64,34 +65,26 @@ def test_staged_outputs_leave_nothing_on_failure(tmp_path):
     assert list(tmp_path.iterdir()) == []
     with staged_outputs(tmp_path) as staging:
         (staging / "result.glb").write_bytes(b"whole")
-    assert [p.name for p in tmp_path.iterdir()] == ["result.glb"]
+    assert [p.relative_to(tmp_path).as_posix() for p in sorted(tmp_path.rglob("*"))] == ["result", "result/result.glb"]
 
 
-def test_staged_outputs_move_metrics_last_and_undo_a_move_that_fails(tmp_path, monkeypatch):
-    """metrics.json (the mark of a complete result) is moved last; a failure during the moves
-    (here the third: a full disk, a signal) takes back the files already moved; a staging folder
-    left by a killed run is removed by the next one."""
+def test_staged_outputs_appear_by_one_rename_that_replaces_no_result(tmp_path, monkeypatch):
+    """Every file becomes visible at once: one rename of the staging folder, nothing moved file by
+    file. A failed rename (a full disk, another run's result there meanwhile) is one user error and
+    leaves the other result as it was; a staging folder left by a killed run is removed by the next one."""
     (tmp_path / ".partial-killed").mkdir()
-    moves, real_replace = [], os.replace
-
-    def replace(source, target):
-        moves.append(Path(target).name)
-        if len(moves) == 3:
-            raise OSError(28, "No space left on device")
-        real_replace(source, target)
-
-    monkeypatch.setattr(os, "replace", replace)
-    with pytest.raises(OSError):
-        with staged_outputs(tmp_path) as staging:
-            for name in ("metrics.json", "a.glb", "b.png", "c.obj"):
-                (staging / name).write_text(name)
-    assert moves == ["a.glb", "b.png", "c.obj"]  # metrics.json would have come last
-    assert list(tmp_path.iterdir()) == []  # moved files taken back, staging and the stale folder removed
-    monkeypatch.setattr(os, "replace", real_replace)
+    renames, real_rename = [], os.rename
+    monkeypatch.setattr(os, "replace", lambda *a: pytest.fail("files moved one by one"))
+    monkeypatch.setattr(os, "rename", lambda source, target: renames.append(Path(target).name) or real_rename(source, target))
     with staged_outputs(tmp_path) as staging:
         for name in ("metrics.json", "a.glb"):
             (staging / name).write_text(name)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.glb", "metrics.json"]
+    assert renames == ["result"] and sorted(p.name for p in (tmp_path / "result").iterdir()) == ["a.glb", "metrics.json"]
+    assert [p.name for p in tmp_path.iterdir()] == ["result"]  # the killed run's staging folder is gone
+    with pytest.raises(MeshStyleError, match="another run wrote there meanwhile"):
+        with staged_outputs(tmp_path) as staging:
+            (staging / "metrics.json").write_text("second")
+    assert [p.name for p in tmp_path.iterdir()] == ["result"] and (tmp_path / "result" / "metrics.json").read_text() == "metrics.json"
 
 
 def test_material_names_are_kept_with_a_suffix_in_glb_and_obj(tmp_path, make_cfg, vase_glb):

@@ -44,8 +44,8 @@ def test_scene_with_two_meshes_transform_and_untextured_part(tmp_path, make_cfg,
     red = torch.tensor([200 / 255, 30 / 255, 30 / 255])
     assert torch.allclose(source.textures[ball], red.expand(512, 512, 3), atol=1e-6)  # unwrapped, its colour
 
-    out = tmp_path / "run"
-    metrics = run(make_cfg(f"mesh.path={path}", f"style.path={style_png}", *TINY), out)
+    out = tmp_path / "run" / "result"
+    metrics = run(make_cfg(f"mesh.path={path}", f"style.path={style_png}", *TINY), out.parent)
     assert 0 < metrics["texels_seen_fraction"] < 1
     textures = stylised_textures(out, "scene", 2)
 
@@ -73,7 +73,7 @@ def test_preserving_colour_keeps_an_untextured_part_s_colour(tmp_path, make_cfg,
     drift = {}
     for colour in ("preserve", "transfer"):
         run(make_cfg(f"mesh.path={path}", f"style.path={style_png}", *TINY, f"style.colour={colour}"), tmp_path / colour)
-        texture = stylised_textures(tmp_path / colour, "scene", 2)[ball].permute(2, 0, 1)[None]
+        texture = stylised_textures(tmp_path / colour / "result", "scene", 2)[ball].permute(2, 0, 1)[None]
         drift[colour] = (chroma(texture) - red).abs().amax().item()
         assert luminance(texture).std() > 1 / 255  # painted: the luma moved
     assert drift["preserve"] < 1.5 / 255 < 10 / 255 < drift["transfer"]
@@ -83,8 +83,8 @@ def test_mesh_without_uvs_is_unwrapped_and_stylised(tmp_path, make_cfg, style_pn
     path = shared_file("meshes/monkey.glb")
     mesh = load_mesh(make_cfg(f"mesh.path={path}", "mesh.blank_texture_size=128").mesh)
     assert mesh.verts_uvs.min() >= 0 and mesh.verts_uvs.max() <= 1 and mesh.textures[0].shape == (128, 128, 3)
-    out = tmp_path / "run"
-    run(make_cfg(f"mesh.path={path}", f"style.path={style_png}", *TINY), out)
+    out = tmp_path / "run" / "result"
+    run(make_cfg(f"mesh.path={path}", f"style.path={style_png}", *TINY), out.parent)
     (texture,) = stylised_textures(out, "monkey", 1)
     assert texture.std() > 0.01  # no longer a blank colour
     reloaded = load_mesh(make_cfg(f"mesh.path={out / 'monkey_stylized.glb'}").mesh)
@@ -103,9 +103,9 @@ def test_no_held_out_pixel_shows_an_initial_texel(tmp_path, make_cfg, style_png)
     sphere.visual = trimesh.visual.ColorVisuals(sphere, face_colors=[*sentinel, 255])
     path = tmp_path / "sentinel.glb"
     path.write_bytes(trimesh.Scene({"ball": sphere}).export(file_type="glb"))
-    out = tmp_path / "run"
+    out = tmp_path / "run" / "result"
     one_side = ["views.azim=[0,30]", "views.elev=[0,20]"]
-    metrics = run(make_cfg(f"mesh.path={path}", f"style.path={style_png}", *TINY, *one_side), out)
+    metrics = run(make_cfg(f"mesh.path={path}", f"style.path={style_png}", *TINY, *one_side), out.parent)
     assert 0.2 < metrics["texels_seen_fraction"] < 0.8
     mesh = load_mesh(make_cfg(f"mesh.path={out / 'sentinel_stylized.glb'}").mesh)
     views, _ = sample_views(make_cfg("views.num=4", "views.azim=[150,210]", "views.elev=[-30,30]").views, seed=0)
