@@ -105,7 +105,6 @@ def job(cfg: DictConfig) -> None:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from mesh_style.allocator import reuse_freed_memory
-
     from mesh_style.run import run  # heavy imports (torch, PyTorch3D) only once arguments are valid
 
     if received:  # a stop that an import swallowed

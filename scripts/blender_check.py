@@ -143,7 +143,8 @@ def main() -> int:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--min-psnr", type=float, default=30.0)
     args = parser.parse_args(sys.argv[sys.argv.index("--") + 1 :] if "--" in sys.argv else sys.argv[1:])
-    run_dir = args.run_dir / "result" if (args.run_dir / "result").is_dir() else args.run_dir  # a run folder, or its result
+    # A run folder or its result/ (mesh_style.layout.RESULT_DIR: bpy's virtualenv has no mesh_style).
+    run_dir = args.run_dir / "result" if (args.run_dir / "result").is_dir() else args.run_dir
     views = json.loads((run_dir / "held_out_views.json").read_text())["views"]
     size = load_png(run_dir / views[0]["image"]).shape[0]
     metrics = json.loads((run_dir / "metrics.json").read_text())
