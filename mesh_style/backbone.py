@@ -200,7 +200,7 @@ def backbone_dtype(precision: str, device: torch.device) -> torch.dtype:
 
     ``auto`` is bfloat16 on CPUs with AMX matrix units, where the trunk's forward and backward
     passes run about 4× faster than in float32 and stylise as well (measured: README, Speed);
-    float32 everywhere else, including CUDA, where bfloat16 has not been measured (ask for it).
+    float32 everywhere else, including CUDA, where bfloat16 measured no faster (ask for it).
     """
     if precision == "auto":
         amx = device.type == "cpu" and torch.backends.mkldnn.is_available() and torch.cpu._is_amx_tile_supported()

@@ -52,15 +52,18 @@ class Checkpoint:
         torch.save({**state, "settings": self.settings}, partial)
         os.replace(partial, self.path)
 
-    def load(self, device: torch.device) -> dict[str, Any] | None:
+    def load(self) -> dict[str, Any] | None:
         """The saved state (``step``, ``pyramid``, ``adam``, ``views_rng``, ``torch_rng``,
         ``cuda_rng``, ``history``), or None where there is no checkpoint. Raises
-        :class:`MeshStyleError` if it was made with other settings."""
+        :class:`MeshStyleError` if it was made with other settings.
+
+        Loaded on the CPU, where random states must be: ``load_state_dict`` moves the pyramid's
+        and Adam's tensors to the device of the parameters they go into."""
         if not self.path.exists():
             log.warning("resume=true but %s has no checkpoint: starting from step 0", self.path.parent)
             return None
         try:
-            state = torch.load(self.path, map_location=device, weights_only=True)
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
         except Exception as error:  # torch raises several types for a damaged file
             raise MeshStyleError(f"cannot read the checkpoint {self.path}: {error} (delete it to start afresh)") from None
         changed = sorted(k for k in self.settings.keys() | state["settings"].keys() if self.settings.get(k) != state["settings"].get(k))

@@ -189,7 +189,7 @@ def optimize(
     optimizer = TextureOptimizer(images, objective, footprint, loss_cfg, cfg, chroma_of)
     generator = torch.Generator().manual_seed(seed)
     history: list[dict[str, float]] = []
-    state = checkpoint.load(cache.mask.device) if checkpoint is not None and resume else None
+    state = checkpoint.load() if checkpoint is not None and resume else None
     if state is not None:
         optimizer.pyramid.load_state_dict(state["pyramid"])
         optimizer.optimizer.load_state_dict(state["adam"])

@@ -9,6 +9,7 @@ from typing import Callable
 
 import numpy as np
 import pytest
+import torch
 import trimesh
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
@@ -38,6 +39,12 @@ TINY = [
     "export.turntable.frames=6",
     "export.turntable.size=64",
 ]
+
+
+#: Marks of a test that needs a CUDA GPU: skipped without one (CI has none); ``pytest -m cuda`` runs them alone.
+NEEDS_CUDA = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
+#: ``device=`` values for a test that must hold on both paths.
+DEVICES = ["cpu", pytest.param("cuda", marks=NEEDS_CUDA)]
 
 
 def shared_file(relative: str) -> Path:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import shared_file
+from conftest import DEVICES, shared_file
 from mesh_style.backbone import load_backbone
 from mesh_style.images import pil_to_tensor, read_image, resize_long_side
 from mesh_style.quality import FIGURE_LAYERS, busyness, colour_distance, fill_background, speckle, structure, style_distance
@@ -110,11 +110,12 @@ def _plane_run(tmp_path, make_cfg, *overrides: str) -> dict:
 
 
 @pytest.mark.slow
-def test_plane_keeps_the_photos_layout_with_the_real_weights(tmp_path, make_cfg, caplog):
+@pytest.mark.parametrize("device", DEVICES)
+def test_plane_keeps_the_photos_layout_with_the_real_weights(tmp_path, make_cfg, caplog, device):
     """The held-out renders keep the photo's layout (structure ≥ 0.9) while moving towards the
     painting (style gain > 0.15, colour distance lower than the original's). The photo (979 px on a
     quad 69 px wide) is far finer than the renders, and the run says so."""
-    figures = _plane_run(tmp_path, make_cfg)
+    figures = _plane_run(tmp_path, make_cfg, f"device={device}")
     assert "texels per rendered pixel side" in caplog.text
     assert figures["result"]["structure"] >= 0.9, figures
     assert figures["style_gain"] > 0.15, figures
