@@ -40,7 +40,7 @@ blender-check: $(BLENDER_STAMP)
 benchmark: $(STAMP)
 	$(BIN)/python scripts/benchmark.py
 
-# Quality figures and contact sheet on the real inputs in ../shared/data (about an hour on a 2-core CPU).
+# Quality figures and contact sheet on the real inputs in ../shared/data (about two hours on a 2-core CPU).
 quality: $(STAMP)
 	$(BIN)/python scripts/quality.py
 

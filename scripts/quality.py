@@ -8,9 +8,11 @@ original and the result from the four held-out views at twice the training size,
 The plane cases (a 4:3 quad textured with a photo, views within ±15° azimuth and ±10° elevation)
 are also compared with two 2D references computed in the same run, at the scale the renders see
 the quad: classic Gatys (L-BFGS from the photo, content + 10⁴·style + 10⁻³·TV) and mesh-style's
-own objective and optimiser applied directly to the photo's pixels.
+own objective and optimiser applied directly to the photo's pixels. For the other meshes, classic
+Gatys is applied to the original's first held-out view at the training size (background filled
+with the mean mesh colour, as in training) and compared with the result's render of that view.
 
-    python scripts/quality.py                       # everything (about an hour on a 2-core CPU)
+    python scripts/quality.py                       # everything (about two hours on a 2-core CPU)
     python scripts/quality.py --cases plane_starry --configs default -- optim.steps=100
     python scripts/quality.py --cases duck_starry --configs fast --kinds gram,w2,swd,nnfm   # style losses
     python scripts/quality.py --controls             # colour preservation, blends, loss=fine/coarse
@@ -43,7 +45,7 @@ from mesh_style.layout import RESULT_DIR
 from mesh_style.losses import total_variation
 from mesh_style.mesh import load_mesh
 from mesh_style.optimize import build_objective, optimize
-from mesh_style.quality import FIGURE_LAYERS, busyness, colour_distance, structure, style_distance
+from mesh_style.quality import FIGURE_LAYERS, busyness, colour_distance, fill_background, structure, style_distance
 from mesh_style.run import render_cache, run
 from mesh_style.shader import ViewCache, shade
 from mesh_style.style import Paintings, load_style
@@ -98,16 +100,21 @@ def plane_pixels(cfg: DictConfig) -> int:
     return round(cfg.render.image_size * PLANE_WIDTH / (2 * distance * math.tan(half_fov)))
 
 
-def image_figures(image: torch.Tensor, photo: torch.Tensor, painting: torch.Tensor, extractor: torch.nn.Module) -> dict[str, float]:
-    """The figures of a 2D image ``(1, 3, h, w)`` against the photo it started from; speckle at 4×
-    the image against the painting at 4× its size (as the close-ups of a render)."""
-    mask = torch.ones(1, *image.shape[-2:], dtype=torch.bool)
+def image_figures(
+    image: torch.Tensor, photo: torch.Tensor, painting: torch.Tensor, extractor: torch.nn.Module, mask: torch.Tensor | None = None
+) -> dict[str, float]:
+    """The figures of a 2D image ``(1, 3, h, w)`` against the image it started from, over the mesh
+    ``mask (1, h, w)`` (None: every pixel); speckle at 4× the image against the painting at 4× its
+    size (as the close-ups of a render)."""
     up = lambda x: F.interpolate(x, scale_factor=4, mode="bilinear", align_corners=False)  # noqa: E731
+    pixels = torch.ones(1, *image.shape[-2:], dtype=torch.bool) if mask is None else mask
+    # Eroded by a pixel first: the upsampling blends each pixel with its neighbours, off the mesh too.
+    close_mask = None if mask is None else up(-F.max_pool2d(-mask[:, None].float(), 3, stride=1, padding=1))[:, 0] > 0.5
     return {
-        "style_distance": style_distance(extractor, image, None, painting),
-        "structure": structure(image, photo, mask),
-        "colour_distance": colour_distance(image[0].flatten(1).T, painting[0].flatten(1).T),
-        "speckle": busyness(up(image)) / busyness(up(painting)),
+        "style_distance": style_distance(extractor, image, mask, painting),
+        "structure": structure(image, photo, pixels),
+        "colour_distance": colour_distance(image.permute(0, 2, 3, 1)[pixels], painting[0].flatten(1).T),
+        "speckle": busyness(up(image), close_mask) / busyness(up(painting)),
     }
 
 
@@ -182,6 +189,13 @@ def held_out_renders(cfg: DictConfig, path: Path, size: int) -> tuple[torch.Tens
     return shade(mesh.layout.flatten(mesh.textures), cache, torch.ones(3)), cache.mask
 
 
+def first_view(cfg: DictConfig, path: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mesh at ``path`` from ``cfg``'s first held-out view at the training size, the background
+    filled with the mean mesh colour as in training: a ``(1, 3, H, W)`` image and its ``(1, H, W)`` mask."""
+    images, masks = held_out_renders(cfg, path, cfg.render.image_size)
+    return fill_background(images[:1], masks[:1]), masks[:1]
+
+
 def render_pair(cfg: DictConfig, source: Path, result: Path) -> tuple[torch.Tensor, torch.Tensor]:
     """Held-out views of the original and the result at twice the training size: ``(N, 3, H, W)`` each."""
     return held_out_renders(cfg, source, 2 * cfg.render.image_size)[0], held_out_renders(cfg, result, 2 * cfg.render.image_size)[0]
@@ -221,7 +235,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "outputs" / "quality")
     parser.add_argument("--kinds", default="gram", help=f"comma-separated style losses, of {', '.join(KINDS)}")
     parser.add_argument("--controls", action="store_true", help="the style controls (colour, blends, loss=fine/coarse) on Duck instead")
-    parser.add_argument("--no-2d", action="store_true", help="skip the 2D references of the plane cases")
+    parser.add_argument("--no-2d", action="store_true", help="skip the 2D references (classic Gatys; for the plane also its own objective in 2D)")
     parser.add_argument("overrides", nargs="*", help="extra config overrides for every run")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -271,6 +285,16 @@ def main() -> None:
                     rows.append(sheet_row(f"{case} {config}: photo, mesh-style texture, 2D Gatys, own objective in 2D",
                                           [photo[0], texture[0], images["gatys_2d"][0], images["own_objective_2d"][0]],
                                           [painting], 2 * photo.shape[-2]))
+            else:
+                # What 2D style transfer makes of one view of the object, beside the result's render of it.
+                original_view, mask = first_view(cfg, mesh_path)
+                result_view, _ = first_view(cfg, out / RESULT_DIR / f"{mesh_path.stem}_stylized.glb")
+                entry["view_2d"] = image_figures(result_view, original_view, painting, figure_extractor, mask)
+                if not args.no_2d:
+                    gatys = classic_gatys(original_view, painting)
+                    entry["gatys_2d"] = image_figures(gatys, original_view, painting, figure_extractor, mask)
+                    rows.append(sheet_row(f"{case} {config}: first held-out view: original, result, 2D Gatys",
+                                          [original_view[0], result_view[0], gatys[0]], [painting], 2 * cfg.render.image_size))
             results.append(entry)
             log.info("%s %s: %s", case, config, json.dumps(entry))
             args.out.mkdir(parents=True, exist_ok=True)
@@ -361,15 +385,19 @@ def table(results: list[dict]) -> str:
             f"| {e['case']} | {e['config']} | {fmt(o['style_distance'])} → {fmt(r['style_distance'])} | {fmt(e.get('style_gain'))} "
             f"| {fmt(r['structure'])} | {fmt(o['colour_distance'])} → {fmt(r['colour_distance'])} | {fmt(r['speckle'])} | {e['seconds']:.0f} |"
         )
-    planes = [e for e in results if "texture_2d" in e]
-    if planes:
-        lines += ["", "Plane at the scale the renders see it (texture vs 2D references, same network):", "",
-                  "| case | config | image | style distance | structure | colour distance | speckle |", "| --- | --- | --- | --- | --- | --- | --- |"]
-        for e in planes:
-            for name in ("texture_2d", "gatys_2d", "own_objective_2d"):
-                if name in e:
-                    f = e[name]
-                    lines.append(f"| {e['case']} | {e['config']} | {name} | " + " | ".join(fmt(f[k]) for k in FIGURES) + " |")
+    sections = {
+        "texture_2d": ("Plane at the scale the renders see it (texture vs 2D references, same network):", ("texture_2d", "gatys_2d", "own_objective_2d")),
+        "view_2d": ("Meshes, their first held-out view at the training size (the result's render vs 2D Gatys on the original's):", ("view_2d", "gatys_2d")),
+    }
+    for key, (title, names) in sections.items():
+        entries = [e for e in results if key in e]
+        if entries:
+            lines += ["", title, "", "| case | config | image | style distance | structure | colour distance | speckle |", "| --- | --- | --- | --- | --- | --- | --- |"]
+            for e in entries:
+                for name in names:
+                    if name in e:
+                        f = e[name]
+                        lines.append(f"| {e['case']} | {e['config']} | {name} | " + " | ".join(fmt(f[k]) for k in FIGURES) + " |")
     return "\n".join(lines)
 
 

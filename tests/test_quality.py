@@ -91,6 +91,26 @@ def test_style_distance_with_the_offline_vgg16_on_a_real_painting():
     assert 0 < half_way < to_photo
 
 
+def test_figures_of_a_2d_reference_over_a_mask_ignore_the_background():
+    """The mesh cases' 2D references are scored over the mesh's pixels: noise off the mask changes
+    neither colour nor style distance (the background is filled with the mean mesh colour), and
+    barely structure and speckle (the blur reaches past the edge; speckle's close-up leaves out the mask's
+    edge pixels, which the 4× upsampling blends with what lies off the mesh)."""
+    extractor = load_backbone("vgg16_hed", list(FIGURE_LAYERS))[0]
+    image, painting = smooth_image(0), smooth_image(1)
+    mask = torch.zeros(1, 48, 48, dtype=torch.bool)
+    mask[0, 8:40, 12:36] = True
+    noisy = torch.where(mask[:, None], image, torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(2)))
+    clean = quality_script.image_figures(image, image, painting, extractor, mask)
+    figures = quality_script.image_figures(noisy, image, painting, extractor, mask)
+    assert figures["structure"] > 0.98
+    for name in ("colour_distance", "style_distance"):
+        assert figures[name] == pytest.approx(clean[name], rel=1e-5), name
+    assert figures["speckle"] == pytest.approx(clean["speckle"], rel=0.1)
+    unmasked = quality_script.image_figures(noisy, image, painting, extractor)  # every pixel: the noise counts
+    assert unmasked["structure"] < 0.9 and unmasked["speckle"] > 2 * figures["speckle"]
+
+
 def _plane_run(tmp_path, make_cfg, *overrides: str) -> dict:
     """The plane test, small: a quad textured with a real photo, views within ±15° azimuth and ±10°
     elevation, stylised with Starry Night and the offline VGG16; returns ``metrics.json``'s figures."""
