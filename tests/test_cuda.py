@@ -9,17 +9,15 @@ import pytest
 import torch
 
 import mesh_style.optimize
-from conftest import NEEDS_CUDA, TINY, shared_file
+from conftest import NEEDS_CUDA, TINY, assert_agree, shared_file
 from mesh_style.backbone import backbone_dtype, hed_weights_path, load_backbone
 from mesh_style.errors import MeshStyleError
 from mesh_style.images import pil_to_tensor, read_image
 from mesh_style.losses import total_variation
 from mesh_style.mesh import load_mesh
-from mesh_style.rasterizer import rasterize_pytorch3d
 from mesh_style.run import render_cache, run
 from mesh_style.shader import shade
 from mesh_style.views import sample_views
-from mesh_style.zbuffer import rasterize_zbuffer
 
 pytestmark = NEEDS_CUDA
 CUDA = torch.device("cuda")
@@ -32,18 +30,10 @@ def _duck(make_cfg):
 
 
 def test_binned_rasteriser_on_cuda_agrees_with_the_cpu_zbuffer(make_cfg):
-    """At 512² PyTorch3D bins faces coarse-to-fine on the GPU; it picks the same faces as the CPU
-    z-buffer on ≥ 99.5 % of pixels, with barycentrics within 1e-4 where it does."""
+    """At 512² PyTorch3D bins faces coarse-to-fine on the GPU; it picks the CPU z-buffer's faces."""
     mesh = _duck(make_cfg)
     cameras = sample_views(make_cfg("views.num=4").views, seed=2)[0].cameras()
-    ours = rasterize_zbuffer(mesh.verts, mesh.faces, cameras, 512)
-    gpu = rasterize_pytorch3d(mesh.verts.to(CUDA), mesh.faces.to(CUDA), cameras.to(CUDA), 512)
-    assert gpu.pix_to_face.is_cuda
-    same = ours.pix_to_face == gpu.pix_to_face.cpu()
-    assert same.float().mean() >= 0.995
-    agree = same & ours.mask
-    assert agree.sum() > 0.05 * agree.numel()
-    assert (ours.bary - gpu.bary.cpu()).abs()[agree].max() < 1e-4
+    assert_agree(mesh.verts, mesh.faces, cameras, 512, device="cuda")
 
 
 def test_renders_through_the_cuda_cache_match_the_cpu_cache(make_cfg):

@@ -4,20 +4,9 @@ barycentrics within 1e-4 where the face agrees."""
 import torch
 
 import mesh_style.zbuffer as zbuffer
-from conftest import shared_file, textured_vase
-from mesh_style.rasterizer import rasterize, rasterize_pytorch3d
+from conftest import assert_agree, shared_file, textured_vase
+from mesh_style.rasterizer import rasterize
 from mesh_style.views import Views, sample_views
-
-
-def assert_agree(verts, faces, cameras, size):
-    reference = rasterize_pytorch3d(verts, faces, cameras, size)
-    ours = zbuffer.rasterize_zbuffer(verts, faces, cameras, size)
-    same = ours.pix_to_face == reference.pix_to_face
-    assert same.float().mean() >= 0.995
-    agree = same & reference.mask
-    assert agree.sum() > 0.05 * agree.numel()
-    assert (ours.bary - reference.bary).abs()[agree].max() < 1e-4
-    assert (ours.bary[~ours.mask] == 0).all()
 
 
 def _views(make_cfg, num=3):
