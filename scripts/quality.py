@@ -8,7 +8,8 @@ original and the result from the four held-out views at twice the training size,
 The plane cases (a 4:3 quad textured with a photo, views within ±15° azimuth and ±10° elevation)
 are also compared with two 2D references computed in the same run, at the scale the renders see
 the quad: classic Gatys (L-BFGS from the photo, content + 10⁴·style + 10⁻³·TV) and mesh-style's
-own objective and optimiser applied directly to the photo's pixels. For the other meshes, classic
+own objective and optimiser applied directly to the photo's pixels; each image is also scored as
+the renders see it (``framed_style_distance``). For the other meshes, classic
 Gatys is applied to the original's first held-out view at the training size (background filled
 with the mean mesh colour, as in training) and compared with the result's render of that view.
 
@@ -49,7 +50,7 @@ from mesh_style.quality import FIGURE_LAYERS, busyness, colour_distance, fill_ba
 from mesh_style.run import render_cache, run
 from mesh_style.shader import ViewCache, shade
 from mesh_style.style import Paintings, load_style
-from mesh_style.style_losses import gram_matrix
+from mesh_style.style_losses import feature_mask, gram_matrix
 from mesh_style.views import sample_views
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,6 +117,26 @@ def image_figures(
         "colour_distance": colour_distance(image.permute(0, 2, 3, 1)[pixels], painting[0].flatten(1).T),
         "speckle": busyness(up(image), close_mask) / busyness(up(painting)),
     }
+
+
+def framed_style_distance(image: torch.Tensor, painting: torch.Tensor, extractor: torch.nn.Module, size: int) -> float:
+    """Style distance of a 2D image ``(1, 3, h, w)`` as the renders see it: centred in a ``size²``
+    frame filled with its mean colour, Gram matrices over the image's own positions (as the training's
+    masked style loss). The figure scores an image alone, where the network's zero padding meets its
+    edge: that favours an image optimised alone (classic Gatys) over one optimised inside renders."""
+    _, _, height, width = image.shape
+    top, left = (size - height) // 2, (size - width) // 2
+    mask = torch.zeros(1, size, size)
+    mask[:, top : top + height, left : left + width] = 1
+    frame = F.pad(image, (left, size - width - left, top, size - height - top))
+    with torch.inference_mode():
+        features, targets = extractor(fill_background(frame, mask > 0)), extractor(painting)
+    total = 0.0
+    for layer in FIGURE_LAYERS:
+        target = gram_matrix(targets[layer])
+        ours = gram_matrix(features[layer], feature_mask(mask > 0, features[layer].shape[-2:]))
+        total += float((ours - target).square().sum() / target.square().sum())
+    return total
 
 
 def classic_gatys(photo: torch.Tensor, painting: torch.Tensor, iterations: int = 200) -> torch.Tensor:
@@ -277,14 +298,15 @@ def main() -> None:
                 photo = pil_to_tensor(resize_long_side(read_image(SHARED / mesh_rel, "photo", "-"), width)).permute(2, 0, 1)[None]
                 texture = pil_to_tensor(read_image(out / RESULT_DIR / f"{mesh_path.stem}_stylized.png", "texture", "-"))
                 texture = F.interpolate(texture.permute(2, 0, 1)[None], size=photo.shape[-2:], mode="bilinear", antialias=True)
-                entry["texture_2d"] = image_figures(texture, photo, painting, figure_extractor)
+                images = {"texture_2d": texture}
                 if not args.no_2d:
-                    images = {"gatys_2d": classic_gatys(photo, painting), "own_objective_2d": own_objective_2d(photo, painting, cfg)}
-                    for name, image in images.items():
-                        entry[name] = image_figures(image, photo, painting, figure_extractor)
+                    images |= {"gatys_2d": classic_gatys(photo, painting), "own_objective_2d": own_objective_2d(photo, painting, cfg)}
+                for name, image in images.items():
+                    entry[name] = image_figures(image, photo, painting, figure_extractor)
+                    entry[name]["framed_style_distance"] = framed_style_distance(image, painting, figure_extractor, cfg.render.image_size)
+                if not args.no_2d:
                     rows.append(sheet_row(f"{case} {config}: photo, mesh-style texture, 2D Gatys, own objective in 2D",
-                                          [photo[0], texture[0], images["gatys_2d"][0], images["own_objective_2d"][0]],
-                                          [painting], 2 * photo.shape[-2]))
+                                          [photo[0], *(image[0] for image in images.values())], [painting], 2 * photo.shape[-2]))
             else:
                 # What 2D style transfer makes of one view of the object, beside the result's render of it.
                 original_view, mask = first_view(cfg, mesh_path)
@@ -386,18 +408,20 @@ def table(results: list[dict]) -> str:
             f"| {fmt(r['structure'])} | {fmt(o['colour_distance'])} → {fmt(r['colour_distance'])} | {fmt(r['speckle'])} | {e['seconds']:.0f} |"
         )
     sections = {
-        "texture_2d": ("Plane at the scale the renders see it (texture vs 2D references, same network):", ("texture_2d", "gatys_2d", "own_objective_2d")),
-        "view_2d": ("Meshes, their first held-out view at the training size (the result's render vs 2D Gatys on the original's):", ("view_2d", "gatys_2d")),
+        "texture_2d": ("Plane at the scale the renders see it (texture vs 2D references, same network):",
+                       ("texture_2d", "gatys_2d", "own_objective_2d"), (*FIGURES, "framed_style_distance")),
+        "view_2d": ("Meshes, their first held-out view at the training size (the result's render vs 2D Gatys on the original's):",
+                    ("view_2d", "gatys_2d"), FIGURES),
     }
-    for key, (title, names) in sections.items():
+    for key, (title, names, figures) in sections.items():
         entries = [e for e in results if key in e]
         if entries:
-            lines += ["", title, "", "| case | config | image | style distance | structure | colour distance | speckle |", "| --- | --- | --- | --- | --- | --- | --- |"]
+            lines += ["", title, "", "| case | config | image | " + " | ".join(f.replace("_", " ") for f in figures) + " |",
+                      "| --- " * (3 + len(figures)) + "|"]
             for e in entries:
                 for name in names:
                     if name in e:
-                        f = e[name]
-                        lines.append(f"| {e['case']} | {e['config']} | {name} | " + " | ".join(fmt(f[k]) for k in FIGURES) + " |")
+                        lines.append(f"| {e['case']} | {e['config']} | {name} | " + " | ".join(fmt(e[name][k]) for k in figures) + " |")
     return "\n".join(lines)
 
 

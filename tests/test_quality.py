@@ -111,6 +111,19 @@ def test_figures_of_a_2d_reference_over_a_mask_ignore_the_background():
     assert unmasked["structure"] < 0.9 and unmasked["speckle"] > 2 * figures["speckle"]
 
 
+def test_framed_style_distance_counts_only_the_image_and_equals_the_figure_when_it_fills_the_frame():
+    """The framed score puts the image inside a render-sized frame: filling the frame it is the
+    figure itself; framed, the Gram matrices see the image's positions only, yet the frame's edge
+    changes the features there (the point of scoring as the renders see it)."""
+    extractor = load_backbone("vgg16_hed", list(FIGURE_LAYERS))[0]
+    image, painting = smooth_image(0, 64), smooth_image(1, 64)
+    alone = style_distance(extractor, image, None, painting)
+    assert quality_script.framed_style_distance(image, painting, extractor, 64) == pytest.approx(alone, rel=1e-4)
+    assert quality_script.framed_style_distance(painting, painting, extractor, 64) == pytest.approx(0.0, abs=1e-6)
+    framed = quality_script.framed_style_distance(image, painting, extractor, 128)
+    assert framed != pytest.approx(alone, rel=0.01)
+
+
 def _plane_run(tmp_path, make_cfg, *overrides: str) -> dict:
     """The plane test, small: a quad textured with a real photo, views within ±15° azimuth and ±10°
     elevation, stylised with Starry Night and the offline VGG16; returns ``metrics.json``'s figures."""
