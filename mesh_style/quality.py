@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from mesh_style.backbone import VGGFeatures
 from mesh_style.images import chroma, luminance
+from mesh_style.style_losses import feature_mask
 
 #: Layers of the offline VGG16 the style distance is measured at (not the ones trained on).
 FIGURE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
@@ -67,18 +68,23 @@ def fill_background(images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return images * m + mean * (1 - m)
 
 
-def figure_grams(extractor: VGGFeatures, images: torch.Tensor) -> dict[str, torch.Tensor]:
-    """``(N, 3, H, W)`` → ``{layer: (N, C, C)}`` with ``G = F Fᵀ / (C·H·W)`` at :data:`FIGURE_LAYERS`."""
+def figure_grams(extractor: VGGFeatures, images: torch.Tensor, positions: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """``(N, 3, H, W)`` → ``{layer: (N, C, C)}`` with ``G = F Fᵀ / (C·H·W)`` at :data:`FIGURE_LAYERS`;
+    with ``positions (N, H, W)`` (bool) the average is over those positions only."""
     with torch.inference_mode():
         features = extractor(images.to(extractor.dtype))
     grams = {}
     for layer in FIGURE_LAYERS:
-        f = features[layer].float().flatten(2)
-        grams[layer] = f @ f.transpose(1, 2) / f[0].numel()
+        f = features[layer].float()
+        w = torch.ones_like(f[:, :1]) if positions is None else feature_mask(positions, f.shape[-2:])
+        f, w = f.flatten(2), w.flatten(2)
+        grams[layer] = (f * w) @ f.transpose(1, 2) / (f.shape[1] * w.sum(2, keepdim=True))
     return grams
 
 
-def style_distance(extractor: VGGFeatures, images: torch.Tensor, mask: torch.Tensor | None, painting: torch.Tensor) -> float:
+def style_distance(
+    extractor: VGGFeatures, images: torch.Tensor, mask: torch.Tensor | None, painting: torch.Tensor, over_mask: bool = False
+) -> float:
     """Mean over views of Σ_layers ``‖G(x) − G(s)‖² / ‖G(s)‖²``.
 
     Args:
@@ -86,10 +92,13 @@ def style_distance(extractor: VGGFeatures, images: torch.Tensor, mask: torch.Ten
         images: ``(N, 3, H, W)`` renders (or images) in [0, 1].
         mask: ``(N, H, W)`` mesh mask; None when every pixel counts (a 2D image).
         painting: ``(1, 3, h, w)`` style image.
+        over_mask: Gram matrices over the mask's positions only, as the training's style loss
+            (default: over every position, the filled background included).
     """
     if mask is not None:
         images = fill_background(images, mask)
-    ours, target = figure_grams(extractor, images), figure_grams(extractor, painting)
+    ours = figure_grams(extractor, images, mask if over_mask else None)
+    target = figure_grams(extractor, painting)
     total = torch.zeros(len(images))
     for layer in FIGURE_LAYERS:
         t = target[layer]

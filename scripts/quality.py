@@ -50,7 +50,7 @@ from mesh_style.quality import FIGURE_LAYERS, busyness, colour_distance, fill_ba
 from mesh_style.run import render_cache, run
 from mesh_style.shader import ViewCache, shade
 from mesh_style.style import Paintings, load_style
-from mesh_style.style_losses import feature_mask, gram_matrix
+from mesh_style.style_losses import gram_matrix
 from mesh_style.views import sample_views
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,17 +126,10 @@ def framed_style_distance(image: torch.Tensor, painting: torch.Tensor, extractor
     edge: that favours an image optimised alone (classic Gatys) over one optimised inside renders."""
     _, _, height, width = image.shape
     top, left = (size - height) // 2, (size - width) // 2
-    mask = torch.zeros(1, size, size)
-    mask[:, top : top + height, left : left + width] = 1
+    mask = torch.zeros(1, size, size, dtype=torch.bool)
+    mask[:, top : top + height, left : left + width] = True
     frame = F.pad(image, (left, size - width - left, top, size - height - top))
-    with torch.inference_mode():
-        features, targets = extractor(fill_background(frame, mask > 0)), extractor(painting)
-    total = 0.0
-    for layer in FIGURE_LAYERS:
-        target = gram_matrix(targets[layer])
-        ours = gram_matrix(features[layer], feature_mask(mask > 0, features[layer].shape[-2:]))
-        total += float((ours - target).square().sum() / target.square().sum())
-    return total
+    return style_distance(extractor, frame, mask, painting, over_mask=True)
 
 
 def classic_gatys(photo: torch.Tensor, painting: torch.Tensor, iterations: int = 200) -> torch.Tensor:
