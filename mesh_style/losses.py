@@ -51,18 +51,20 @@ class ContentLoss(nn.Module):
 EPSILON = 1e-3
 
 
-def chroma_smoothness(images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean chroma (Cb, Cr) difference ``|Δc|`` between neighbouring mesh pixels, per view.
+def chroma_smoothness(images: torch.Tensor, mask: torch.Tensor, edge: float) -> torch.Tensor:
+    """Mean cost of the chroma (Cb, Cr) difference ``d = |Δc|`` between neighbouring mesh pixels, per view.
 
     Measured on the renders, at the scale the style loss teaches, where texel-space smoothness is
     weak: a texel-space difference shrinks with the footprint, a hue alternating from one rendered
-    pixel to the next does not. An L1 (total variation) penalty, not a squared one: one edge between
-    two colour regions costs its height once, while noise costs every alternation, so the red of a
-    bridge against a blue sky survives what speckle does not.
+    pixel to the next does not. Each pair costs ``edge · log(1 + d / edge)`` (Lorentzian): as ``d``
+    for small steps, so speckle pays for every alternation, but with a slope falling as
+    ``edge / d`` beyond ``edge``, so the few tall steps between colour regions (a red bridge against
+    a blue sky) cost little more than a middling one and survive. L1 (``edge`` → ∞) merged them.
 
     Args:
         images: ``(N, 3, H, W)`` renders.
         mask: ``(N, H, W)`` bool, True on the mesh; pairs with a pixel off it are not counted.
+        edge: chroma step (Rec. 601 Cb/Cr units) beyond which the cost flattens out.
 
     Returns:
         ``(N,)``.
@@ -73,7 +75,8 @@ def chroma_smoothness(images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         n = c.shape[dim] - 1
         pair = (mask.narrow(dim - 1, 1, n) & mask.narrow(dim - 1, 0, n)).unsqueeze(1).to(c.dtype)
         step = (c.narrow(dim, 1, n) - c.narrow(dim, 0, n)).square().sum(1, keepdim=True)
-        total = total + (((step + EPSILON**2).sqrt() - EPSILON) * pair).sum((1, 2, 3))  # smooth at 0, 0 when flat
+        d = (step + EPSILON**2).sqrt() - EPSILON  # smooth at 0, 0 when flat
+        total = total + (edge * torch.log1p(d / edge) * pair).sum((1, 2, 3))
         count = count + pair.sum((1, 2, 3))
     return total / count.clamp_min(1)
 

@@ -34,10 +34,18 @@ class Objective(nn.Module):
         background: ``(3,)`` colour behind the mesh, or None for each view's mean mesh colour.
         facing_power: each pixel's gradient is scaled by ``|cos(normal, view)| ** facing_power``
             (see :func:`~mesh_style.shader.facing_weighted`); 0: every pixel alike.
+        chroma_edge: the chroma step beyond which the chroma smoothness cost flattens out
+            (see :func:`~mesh_style.losses.chroma_smoothness`).
     """
 
     def __init__(
-        self, extractor: VGGFeatures | LuminanceOnly, style: StyleLoss, content: ContentLoss, background: torch.Tensor | None, facing_power: float = 0.0
+        self,
+        extractor: VGGFeatures | LuminanceOnly,
+        style: StyleLoss,
+        content: ContentLoss,
+        background: torch.Tensor | None,
+        facing_power: float,
+        chroma_edge: float,
     ) -> None:
         super().__init__()
         self.extractor = extractor
@@ -45,6 +53,7 @@ class Objective(nn.Module):
         self.content = content
         self.register_buffer("background", background)
         self.facing_power = facing_power
+        self.chroma_edge = chroma_edge
 
     def forward(self, texels: torch.Tensor, cache: ViewCache, view_ids: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-view losses ``{"style": (N,), "content": (N,), "chroma": (N,)}`` of views ``view_ids`` of ``cache``."""
@@ -52,7 +61,7 @@ class Objective(nn.Module):
         images = shade(texels, views, self.background)
         if self.facing_power > 0:
             images = facing_weighted(images, views, self.facing_power)
-        return {**self.score(images, view_ids), "chroma": chroma_smoothness(images, views.mask)}
+        return {**self.score(images, view_ids), "chroma": chroma_smoothness(images, views.mask, self.chroma_edge)}
 
     def score(self, images: torch.Tensor, view_ids: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-view losses of ``(N, 3, H, W)`` renders of views ``view_ids``."""
@@ -101,7 +110,7 @@ def build_objective(
         cfg.content_layer,
         content_targets(extractor, texels, cache, background, cfg.content_layer, chunk=cfg.eval_chunk),
     )
-    return Objective(extractor, style, content, background, cfg.facing_power)
+    return Objective(extractor, style, content, background, cfg.facing_power, cfg.chroma_edge)
 
 
 class TextureOptimizer:

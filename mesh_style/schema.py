@@ -108,13 +108,15 @@ class RenderConfig:
 
 @dataclass
 class LossConfig:
-    style_weight: float = setting(1.0, "the painting's pull: more paints more and keeps less of the original's layout",
+    style_weight: float = setting(3.0, "the painting's pull: more paints more and keeps less of the original's layout",
                                   low=0, hint="0 turns it off")
     content_weight: float = setting(1.0, "the original's pull: keeps its layout (only the ratio to style_weight matters)",
                                     low=0, hint="0 turns it off")
     tv_weight: float = setting(2.0, "smooths neighbouring texels", low=0, hint="0 turns it off")
-    chroma_weight: float = setting(3.0, "hue smoothness between neighbouring rendered pixels: less colour speckle", low=0,
+    chroma_weight: float = setting(30.0, "hue smoothness between neighbouring rendered pixels: less colour speckle", low=0,
                                    hint="0 turns it off")
+    chroma_edge: float = setting(0.05, "chroma step (Cb/Cr) beyond which that smoothness costs less and less: colour edges survive",
+                                 above=0, hint="large (e.g. 10) = plain L1, which merges colour regions")
     style_kind: str = setting("gram", "gram | w2 (mean and covariance) | swd (sliced Wasserstein) | nnfm (nearest neighbours)",
                               choices=STYLE_KINDS)
     content_layer: str = setting("relu4_2", "VGG layer whose features the content loss compares")

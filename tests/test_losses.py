@@ -1,5 +1,7 @@
 """Losses against values computed by hand."""
 
+import math
+
 import pytest
 import torch
 
@@ -28,19 +30,43 @@ def test_total_variation_by_hand():
     assert total_variation([image]).item() == pytest.approx(0.5)
 
 
+def _cost(d: float, edge: float) -> float:
+    """One pair's cost by hand: the chroma step ``d``, smoothed at 0, then the Lorentzian."""
+    d = (d**2 + EPSILON**2) ** 0.5 - EPSILON
+    return edge * math.log(1 + d / edge)
+
+
 def test_chroma_smoothness_by_hand():
     """Pure red, grey, pure red in a row. Rec. 601 chroma: red has Y = 0.299, Cb = 0.564·(0 − 0.299),
-    Cr = 0.713·(1 − 0.299); grey has none. Each of the two pairs differs by d = √(Cb² + Cr²), which
-    costs √(d² + ε²) − ε (smooth at 0)."""
+    Cr = 0.713·(1 − 0.299); grey has none. Each of the two pairs differs by √(Cb² + Cr²)."""
     red, grey = torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.5, 0.5, 0.5])
     images = torch.stack([red, grey, red], 1).view(1, 3, 1, 3)
-    d2 = (0.564 * 0.299) ** 2 + (0.713 * 0.701) ** 2
-    step = (d2 + EPSILON**2) ** 0.5 - EPSILON
-    assert torch.allclose(chroma_smoothness(images, torch.ones(1, 1, 3, dtype=torch.bool)), torch.tensor([step]), atol=1e-5)
+    d = ((0.564 * 0.299) ** 2 + (0.713 * 0.701) ** 2) ** 0.5
+    everywhere = torch.ones(1, 1, 3, dtype=torch.bool)
+    assert torch.allclose(chroma_smoothness(images, everywhere, 0.05), torch.tensor([_cost(d, 0.05)]), atol=1e-5)
+    # A far edge is L1: the step's height (smoothed at 0).
+    assert torch.allclose(chroma_smoothness(images, everywhere, 1e6), torch.tensor([(d**2 + EPSILON**2) ** 0.5 - EPSILON]), rtol=1e-4)
     # A pair with a pixel off the mesh does not count; a view with no pair gives 0, not NaN.
     off = torch.tensor([[[True, True, False]]])
-    assert torch.allclose(chroma_smoothness(images, off), torch.tensor([step]), atol=1e-5)
-    assert chroma_smoothness(images, torch.tensor([[[True, False, True]]])).item() == 0.0
+    assert torch.allclose(chroma_smoothness(images, off, 0.05), torch.tensor([_cost(d, 0.05)]), atol=1e-5)
+    assert chroma_smoothness(images, torch.tensor([[[True, False, True]]]), 0.05).item() == 0.0
     # Brightness alone is free: black next to white costs nothing.
     ramp = torch.tensor([0.0, 1.0, 0.0]).expand(3, 3).reshape(1, 3, 1, 3)
-    assert chroma_smoothness(ramp, torch.ones(1, 1, 3, dtype=torch.bool)).abs().item() < 1e-6
+    assert chroma_smoothness(ramp, everywhere, 0.05).abs().item() < 1e-6
+
+
+def test_chroma_smoothness_prefers_a_sharp_colour_edge_to_a_smeared_one():
+    """Grey to red in one step, or in two through their mix. L1 costs both the same, so it gains as
+    much from lowering an edge as from removing speckle, and merges colour regions; the Lorentzian
+    (concave) costs the sharp edge less, so the edge survives. Chroma is linear in RGB: the mix
+    sits halfway, d/2 from each."""
+    grey, red = torch.tensor([0.5, 0.5, 0.5]), torch.tensor([1.0, 0.0, 0.0])
+    d = ((0.564 * 0.299) ** 2 + (0.713 * 0.701) ** 2) ** 0.5
+    sharp = torch.stack([grey, grey, red], 1).view(1, 3, 1, 3)
+    smeared = torch.stack([grey, (grey + red) / 2, red], 1).view(1, 3, 1, 3)
+    images, everywhere = torch.cat([sharp, smeared]), torch.ones(2, 1, 3, dtype=torch.bool)
+    lorentz = chroma_smoothness(images, everywhere, 0.05)
+    assert torch.allclose(lorentz, torch.tensor([_cost(d, 0.05) / 2, _cost(d / 2, 0.05)]), atol=1e-5)
+    assert lorentz[0] < 0.75 * lorentz[1]
+    l1 = chroma_smoothness(images, everywhere, 1e6)
+    assert l1[0].item() == pytest.approx(l1[1].item(), abs=EPSILON)  # up to the smoothing at 0
