@@ -1,7 +1,7 @@
 """Python API: :func:`stylize`, the command line's run as a function call.
 
     from mesh_style import stylize
-    result = stylize("Duck.glb", "starry_night.jpg", "out/duck", ["preset=fast", "loss.style_weight=3"])
+    result = stylize("Duck.glb", "starry_night.jpg", "out/duck", ["preset=fast", "loss.style_weight=10"])
     result.files["Duck_stylized.glb"], result.metrics["quality"]["style_gain"], result.textures[0]
 """
 
