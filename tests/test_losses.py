@@ -30,6 +30,10 @@ def test_total_variation_by_hand():
     assert total_variation([image]).item() == pytest.approx(0.5)
 
 
+#: Chroma step from grey (none) to pure red: Y = 0.299, Cb = 0.564·(0 − 0.299), Cr = 0.713·(1 − 0.299).
+GREY_TO_RED = ((0.564 * 0.299) ** 2 + (0.713 * 0.701) ** 2) ** 0.5
+
+
 def _cost(d: float, edge: float) -> float:
     """One pair's cost by hand: the chroma step ``d``, smoothed at 0, then the Lorentzian."""
     d = (d**2 + EPSILON**2) ** 0.5 - EPSILON
@@ -37,11 +41,10 @@ def _cost(d: float, edge: float) -> float:
 
 
 def test_chroma_smoothness_by_hand():
-    """Pure red, grey, pure red in a row. Rec. 601 chroma: red has Y = 0.299, Cb = 0.564·(0 − 0.299),
-    Cr = 0.713·(1 − 0.299); grey has none. Each of the two pairs differs by √(Cb² + Cr²)."""
+    """Pure red, grey, pure red in a row: each of the two pairs differs by ``GREY_TO_RED``."""
     red, grey = torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.5, 0.5, 0.5])
     images = torch.stack([red, grey, red], 1).view(1, 3, 1, 3)
-    d = ((0.564 * 0.299) ** 2 + (0.713 * 0.701) ** 2) ** 0.5
+    d = GREY_TO_RED
     everywhere = torch.ones(1, 1, 3, dtype=torch.bool)
     assert torch.allclose(chroma_smoothness(images, everywhere, 0.05), torch.tensor([_cost(d, 0.05)]), atol=1e-5)
     # A far edge is L1: the step's height (smoothed at 0).
@@ -61,7 +64,7 @@ def test_chroma_smoothness_prefers_a_sharp_colour_edge_to_a_smeared_one():
     (concave) costs the sharp edge less, so the edge survives. Chroma is linear in RGB: the mix
     sits halfway, d/2 from each."""
     grey, red = torch.tensor([0.5, 0.5, 0.5]), torch.tensor([1.0, 0.0, 0.0])
-    d = ((0.564 * 0.299) ** 2 + (0.713 * 0.701) ** 2) ** 0.5
+    d = GREY_TO_RED
     sharp = torch.stack([grey, grey, red], 1).view(1, 3, 1, 3)
     smeared = torch.stack([grey, (grey + red) / 2, red], 1).view(1, 3, 1, 3)
     images, everywhere = torch.cat([sharp, smeared]), torch.ones(2, 1, 3, dtype=torch.bool)
