@@ -179,8 +179,10 @@ def quality_figures(
     """The figures of :mod:`mesh_style.quality` for each of ``textures`` (``{name: (T, 3)}``) seen
     through ``views`` (``cache`` holds them at training size), against the first texture's renders.
 
-    Style distances are blended over the paintings by their weights (also in greyscale: the strokes
-    without the palette); colour distance and speckle are measured against the first painting.
+    Style distances are blended over the paintings by their weights, also in greyscale (the strokes
+    without the palette) and over the mesh's positions only (``mesh_style_distance``: the figure's
+    filled background weighs most where the object is small); colour distance and speckle are
+    measured against the first painting.
     ``cfg`` is the whole config (render, style and figures' sizes).
     """
     extractor = figure_backbone()
@@ -197,16 +199,19 @@ def quality_figures(
     figures = {}
     reference_pixels = reference.permute(0, 2, 3, 1)[cache.mask]
 
-    def blended_style_distance(images: torch.Tensor, greyscale: bool) -> float | None:
+    def blended_style_distance(images: torch.Tensor, greyscale: bool = False, over_mask: bool = False) -> float | None:
         if extractor is None:
             return None
         seen = (lambda x: grey(x)) if greyscale else (lambda x: x)
-        return sum(w * style_distance(extractor, seen(images), cache.mask, seen(p)) for p, w in zip(paintings.images, paintings.weights))
+        return sum(
+            w * style_distance(extractor, seen(images), cache.mask, seen(p), over_mask) for p, w in zip(paintings.images, paintings.weights)
+        )
 
     for name, texels in textures.items():
         pixels = renders[name].permute(0, 2, 3, 1)[cache.mask]
         figures[name] = {
-            "style_distance": blended_style_distance(renders[name], greyscale=False),
+            "style_distance": blended_style_distance(renders[name]),
+            "mesh_style_distance": blended_style_distance(renders[name], over_mask=True),
             "grey_style_distance": blended_style_distance(renders[name], greyscale=True),
             "structure": structure(renders[name], reference, cache.mask),
             "colour_distance": colour_distance(pixels, painting_pixels),
@@ -336,8 +341,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             preview = beside(preview, tensor_to_pil(image[0].permute(1, 2, 0)))
         reference = reference_renders(mesh, held_out, texels, cfg.render, cfg.export.reference_size, device)
         figures = quality_figures(mesh, held_out, cache.select(eval_ids), {"original": original, "result": texels}, paintings, cfg, device)
-        if figures["original"]["style_distance"]:
-            figures["style_gain"] = 1.0 - figures["result"]["style_distance"] / figures["original"]["style_distance"]
+        for distance, gain in (("style_distance", "style_gain"), ("mesh_style_distance", "mesh_style_gain")):
+            if figures["original"][distance]:
+                figures[gain] = 1.0 - figures["result"][distance] / figures["original"][distance]
 
     with staged_outputs(out_dir) as staging:  # every file appears at once in out_dir/result, or none
         with timer("export"):

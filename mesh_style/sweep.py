@@ -25,6 +25,7 @@ LABEL_HEIGHT = 18
 #: Columns of the summary taken from each job's ``metrics.json``: (column, path of keys).
 FIGURES = (
     ("style_gain", ("quality", "style_gain")),
+    ("mesh_style_gain", ("quality", "mesh_style_gain")),
     ("structure", ("quality", "result", "structure")),
     ("colour_distance", ("quality", "result", "colour_distance")),
     ("speckle", ("quality", "result", "speckle")),

@@ -124,6 +124,22 @@ def test_framed_style_distance_counts_only_the_image_and_equals_the_figure_when_
     assert framed != pytest.approx(alone, rel=0.01)
 
 
+def test_over_the_mesh_the_style_distance_leaves_out_a_small_objects_filled_background():
+    """The painting as a small object in a large render: the issue's figure (every position, the
+    background filled with the mean mesh colour) is far from the painting, mostly because of the
+    flat fill; over the mesh's own positions (``mesh_style_distance``) it is much closer."""
+    extractor = load_backbone("vgg16_hed", list(FIGURE_LAYERS))[0]
+    painting = pil_to_tensor(resize_long_side(read_image(shared_file("styles/starry_night.jpg"), "painting", "-"), 160)).permute(2, 0, 1)[None]
+    h, w = painting.shape[-2:]
+    render = torch.zeros(1, 3, 3 * h, 3 * w)
+    render[..., h : 2 * h, w : 2 * w] = painting
+    mask = torch.zeros(1, 3 * h, 3 * w, dtype=torch.bool)
+    mask[:, h : 2 * h, w : 2 * w] = True
+    everywhere = style_distance(extractor, render, mask, painting)
+    over_mesh = style_distance(extractor, render, mask, painting, over_mask=True)
+    assert over_mesh < 0.25 * everywhere, (over_mesh, everywhere)
+
+
 def _plane_run(tmp_path, make_cfg, *overrides: str) -> dict:
     """The plane test, small: a quad textured with a real photo, views within ±15° azimuth and ±10°
     elevation, stylised with Starry Night and the offline VGG16; returns ``metrics.json``'s figures."""
