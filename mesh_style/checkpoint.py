@@ -1,7 +1,7 @@
 """Checkpoints of the optimisation, so that ``resume=true`` continues a run that was killed.
 
 A checkpoint holds everything the next step depends on (the texture's parameters, Adam's moments,
-both random generators, the loss history) and the settings it was made with. On CPU a resumed run
+the texture's moving average, both random generators, the loss history) and the settings it was made with. On CPU a resumed run
 therefore ends with the same texture, bit for bit, as the run that was never stopped.
 """
 
@@ -53,7 +53,7 @@ class Checkpoint:
         os.replace(partial, self.path)
 
     def load(self) -> dict[str, Any] | None:
-        """The saved state (``step``, ``pyramid``, ``adam``, ``views_rng``, ``torch_rng``,
+        """The saved state (``step``, ``pyramid``, ``adam``, ``average``, ``views_rng``, ``torch_rng``,
         ``cuda_rng``, ``history``), or None where there is no checkpoint. Raises
         :class:`MeshStyleError` if it was made with other settings.
 

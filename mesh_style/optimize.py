@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
 import torch
 from omegaconf import DictConfig
@@ -113,6 +114,34 @@ def build_objective(
     return Objective(extractor, style, content, background, cfg.facing_power, cfg.chroma_edge)
 
 
+class MovingAverage:
+    """Exponential moving average of ``(T, 3)`` texels over the steps.
+
+    Adam on a few random views per step leaves step-to-step noise in the texture, which shows as
+    speckle; the average keeps what the steps agree on. The decay ramps up as ``(1 + k) / (10 + k)``
+    over the first ``k`` updates (as TensorFlow's ``ExponentialMovingAverage`` with ``num_updates``),
+    so a short run is not held back at its start.
+    """
+
+    def __init__(self, decay: float) -> None:
+        self.decay = decay
+        self.updates = 0
+        self.value: torch.Tensor | None = None
+
+    def update(self, texels: torch.Tensor) -> None:
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        self.value = texels.detach().clone() if self.value is None else self.value.lerp_(texels.detach(), 1 - decay)
+        self.updates += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"updates": self.updates, "value": self.value}
+
+    def load_state_dict(self, state: dict[str, Any], device: torch.device) -> None:
+        """``state`` from :meth:`state_dict`, its texels copied to ``device`` (checkpoints load on the CPU)."""
+        self.updates = state["updates"]
+        self.value = None if state["value"] is None else state["value"].to(device, copy=True)
+
+
 class TextureOptimizer:
     """Adam on a :class:`~mesh_style.textures.TexturePyramid` of the textures, one step at a time.
 
@@ -121,7 +150,7 @@ class TextureOptimizer:
         objective: losses of rendered views.
         footprint: ``(T,)`` texels per rendered pixel side of every texel (:func:`texel_footprint`).
         loss_cfg: the ``loss`` group (weights).
-        cfg: the ``optim`` group (lr, pyramid_levels, level_decay).
+        cfg: the ``optim`` group (lr, pyramid_levels, level_decay, average).
         chroma_of: ``(T, 3)`` texels whose chroma every step keeps (:func:`~mesh_style.images.keep_chroma`;
             ``style.colour=preserve`` by luminance), or None.
     """
@@ -140,6 +169,7 @@ class TextureOptimizer:
         self.objective = objective
         self.loss_cfg = loss_cfg
         self.chroma_of = chroma_of
+        self.average = MovingAverage(cfg.average) if cfg.average > 0 else None
 
     def current(self) -> torch.Tensor:
         """``(T, 3)`` texels in [0, 1], with the kept chroma where there is one."""
@@ -162,10 +192,14 @@ class TextureOptimizer:
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
+        if self.average is not None:
+            self.average.update(texels)
         return {"total": total.item(), "style": style.item(), "content": content.item(), "tv": tv.item(), "chroma": chroma.item()}
 
     def texels(self) -> torch.Tensor:
-        """The current ``(T, 3)`` texels in [0, 1]."""
+        """The result so far: ``(T, 3)`` texels in [0, 1], the steps' moving average where there is one."""
+        if self.average is not None and self.average.value is not None:
+            return self.average.value.clone()
         with torch.no_grad():
             return self.current().detach()
 
@@ -188,7 +222,8 @@ def optimize(
     ``resume``, continues from the one saved there.
 
     Returns:
-        The optimised ``(T, 3)`` texels in [0, 1] and the loss history, one dict per step.
+        The optimised ``(T, 3)`` texels in [0, 1] (the steps' moving average, where ``cfg.average``
+        is on) and the loss history, one dict per step.
 
     Raises:
         MeshStyleError: a loss became NaN or infinite (the last checkpoint is kept).
@@ -202,6 +237,8 @@ def optimize(
     if state is not None:
         optimizer.pyramid.load_state_dict(state["pyramid"])
         optimizer.optimizer.load_state_dict(state["adam"])
+        if optimizer.average is not None:
+            optimizer.average.load_state_dict(state["average"], cache.mask.device)
         generator.set_state(state["views_rng"])
         torch.set_rng_state(state["torch_rng"])  # swd's random directions
         if state["cuda_rng"] is not None:
@@ -231,6 +268,7 @@ def optimize(
                 "step": step + 1,
                 "pyramid": optimizer.pyramid.state_dict(),
                 "adam": optimizer.optimizer.state_dict(),
+                "average": optimizer.average.state_dict() if optimizer.average is not None else None,
                 "views_rng": generator.get_state(),
                 "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state() if cache.mask.is_cuda else None,

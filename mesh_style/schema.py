@@ -137,6 +137,8 @@ class OptimConfig:
                                       hint="1 = as fine as the renders")
     level_decay: float = setting(1.0, "each coarser level's step size relative to the next finer one", above=0, high=1,
                                  hint="1 = every level at full speed")
+    average: float = setting(0.95, "the result is a moving average of the steps' textures with this decay: "
+                             "step-to-step noise averages out", low=0, high=0.999, hint="0 = the last step's texture")
     texture_size: Any = setting("auto", "auto: enlarged (up to 2048) until a rendered pixel covers a texel | null: original | a size")
     checkpoint_every: int = setting(50, "save the optimisation's state every N steps into the run folder, for resume=true (0: never)",
                                     low=0)
