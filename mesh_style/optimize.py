@@ -193,7 +193,7 @@ class TextureOptimizer:
         total.backward()
         self.optimizer.step()
         if self.average is not None:
-            self.average.update(texels)
+            self.average.update(texels)  # the texels this step scored: the last step's update is left out
         return {"total": total.item(), "style": style.item(), "content": content.item(), "tv": tv.item(), "chroma": chroma.item()}
 
     def texels(self) -> torch.Tensor:
