@@ -32,7 +32,7 @@ from mesh_style.quality import FIGURE_LAYERS, colour_distance, speckle, structur
 from mesh_style.rasterizer import rasterize
 from mesh_style.schema import active_style_layers, texture_size, validate
 from mesh_style.shader import ViewCache, build_view_cache, shade
-from mesh_style.style import Paintings, load_style, match_colours, recoloured
+from mesh_style.style import Paintings, load_style, match_colours, recoloured, transport_colours
 from mesh_style.textures import fill_unseen_texels, seen_texels
 from mesh_style.views import Views, sample_views, turntable_views
 
@@ -317,8 +317,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         elif cfg.style.colour == "preserve":  # histogram: the paintings in the colours the renders show
             targets = dataclasses.replace(paintings, images=[recoloured(image, seen_colours) for image in paintings.images])
         elif cfg.style.recolour_start:  # ARF: the original in the paintings' palette is where it starts and what it keeps
-            palette = torch.cat([image[0].flatten(1).T for image in paintings.images])
-            start = match_colours(original, seen_colours, palette)
+            start = match_colours(original, seen_colours, paintings.pixels())
         objective = build_objective(extractor, targets, start, cache, cfg.loss, background)
 
     with timer("optimize"):
@@ -327,6 +326,11 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             mesh.layout.unflatten(start), objective, train_cache, cfg.loss, cfg.optim, min(cfg.views.per_step, len(bank)), cfg.seed, chroma_of,
             checkpoint, cfg.resume,
         )
+        if cfg.style.colour == "transfer" and cfg.style.recolour_end > 0:
+            # The objective settles near the paintings' dominant hue (a Gram matrix is nearly met by one
+            # colour); their minority hues come back only by moving the colours the renders show.
+            shown = shade(texels, train_cache, background).permute(0, 2, 3, 1)[train_cache.mask]
+            texels = texels.lerp(transport_colours(texels, shown, paintings.pixels(), seed=cfg.seed), cfg.style.recolour_end)
         # Texels no bank view sees never received a gradient: fill them from their surroundings.
         seen = seen_texels(train_cache.index, train_cache.weight, mesh.layout.num_texels)
         texels = quantize(fill_unseen_texels(texels, seen, mesh.layout, cfg.export.gutter))

@@ -82,6 +82,10 @@ class StyleConfig:
         True, "start from (and keep the layout of) the original recoloured to the painting's colour mean and covariance "
         "(ARF); colour=transfer only"
     )
+    recolour_end: float = setting(
+        0.0, "move the result's colours this far (0-1) onto the paintings' whole colour distribution, their darks, brights "
+        "and minority hues (sliced optimal transport); colour=transfer only. More palette, more colour speckle", low=0, high=1
+    )
 
 
 @dataclass

@@ -130,6 +130,7 @@ def test_bad_inputs(tmp_path, inputs, mesh_arg, style_arg, fragments):
         ("views.elev=[50,10]", ["views.elev=[50.0, 10.0]", "low <= high"]),
         ("export.formats=glb", ["export.formats=glb is not a valid list"]),
         ("style.recolour_start=maybe", ["style.recolour_start=maybe"]),
+        ("style.recolour_end=2", ["style.recolour_end=2.0"]),
     ],
 )
 def test_bad_config_values(tmp_path, inputs, override, fragments):

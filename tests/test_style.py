@@ -8,7 +8,7 @@ from PIL import Image
 from mesh_style import schema
 from mesh_style.errors import MeshStyleError
 from mesh_style.images import keep_chroma
-from mesh_style.style import load_style, recoloured
+from mesh_style.style import load_style, recoloured, transport_colours
 
 
 def _gradient(mode_size=(40, 20)) -> np.ndarray:
@@ -109,3 +109,29 @@ def test_recoloured_takes_the_colour_mean_and_covariance_of_the_pixels():
     out = recoloured(image, pixels)[0].flatten(1).T
     assert torch.allclose(out.mean(0), pixels.mean(0), atol=1e-4)
     assert torch.allclose(torch.cov(out.T), torch.cov(pixels.T), atol=1e-4)
+
+
+NAVY, YELLOW = torch.tensor([0.1, 0.15, 0.4]), torch.tensor([0.95, 0.85, 0.3])
+
+
+def test_transport_colours_gives_a_pale_texture_the_paintings_two_hues_by_rank():
+    """A texture in one pale hue, moved onto a palette of half navy and half yellow: its darker half
+    turns navy and its brighter half yellow. A mean-and-covariance match could only stretch the
+    grey ramp along the line between them; the transport reproduces the two colours themselves."""
+    ramp = 0.4 + 0.2 * torch.rand(5000, 1, generator=torch.Generator().manual_seed(1))
+    pale = ramp * torch.tensor([0.9, 1.0, 1.0])
+    palette = torch.cat([NAVY.expand(3000, 3), YELLOW.expand(3000, 3)])
+    out = transport_colours(pale, pale, palette)
+    darker = ramp[:, 0] < ramp.median()
+    assert ((out[darker] - NAVY).norm(dim=1) < 0.1).float().mean() > 0.98
+    assert ((out[~darker] - YELLOW).norm(dim=1) < 0.1).float().mean() > 0.98
+
+
+def test_transport_colours_leaves_colours_already_in_the_palette_in_place():
+    """Source and target from one distribution: the map is the identity, up to the sampling of the
+    quantiles, and the same seed gives the same colours."""
+    colours = torch.rand(8000, 3, generator=torch.Generator().manual_seed(2))
+    palette = torch.rand(8000, 3, generator=torch.Generator().manual_seed(3))
+    out = transport_colours(colours, colours, palette)
+    assert (out - colours).abs().mean() < 0.01
+    assert torch.equal(out, transport_colours(colours, colours, palette))
