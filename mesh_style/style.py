@@ -83,6 +83,7 @@ def transport_colours(
     each distribution are used, drawn with ``seed``, so the map is deterministic.
     """
     generator = torch.Generator().manual_seed(seed)
+
     def subset(x: torch.Tensor) -> torch.Tensor:
         return x[torch.randperm(len(x), generator=generator)[:samples].to(x.device)].double()
 
