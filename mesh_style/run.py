@@ -31,7 +31,7 @@ from mesh_style.optimize import Objective, build_objective, optimize
 from mesh_style.quality import FIGURE_LAYERS, colour_distance, speckle, structure, style_distance
 from mesh_style.rasterizer import rasterize
 from mesh_style.schema import active_style_layers, texture_size, validate
-from mesh_style.shader import ViewCache, build_view_cache, shade
+from mesh_style.shader import ViewCache, build_view_cache, shade, shown_colours
 from mesh_style.style import Paintings, load_style, match_colours, recoloured, transport_colours
 from mesh_style.textures import fill_unseen_texels, seen_texels
 from mesh_style.views import Views, sample_views, turntable_views
@@ -311,7 +311,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         background = torch.tensor(list(cfg.render.background), dtype=torch.float32, device=device)
         original = mesh.layout.flatten(mesh.textures).to(device)
         start, targets, chroma_of = original, paintings, None  # the texture optimised from, the paintings matched
-        seen_colours = shade(original, train_cache, background).permute(0, 2, 3, 1)[train_cache.mask]  # (P, 3)
+        seen_colours = shown_colours(original, train_cache)
         if cfg.style.colour == "preserve" and cfg.style.colour_method == "luminance":
             extractor, chroma_of = LuminanceOnly(extractor), original  # style from luma; chroma stays the original's
         elif cfg.style.colour == "preserve":  # histogram: the paintings in the colours the renders show
@@ -329,8 +329,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         if cfg.style.colour == "transfer" and cfg.style.recolour_end > 0:
             # The objective settles near the paintings' dominant hue (a Gram matrix is nearly met by one
             # colour); their minority hues come back only by moving the colours the renders show.
-            shown = shade(texels, train_cache, background).permute(0, 2, 3, 1)[train_cache.mask]
-            texels = texels.lerp(transport_colours(texels, shown, paintings.pixels(), seed=cfg.seed), cfg.style.recolour_end)
+            moved = transport_colours(texels, shown_colours(texels, train_cache), paintings.pixels(), seed=cfg.seed)
+            texels = texels.lerp(moved, cfg.style.recolour_end)
         # Texels no bank view sees never received a gradient: fill them from their surroundings.
         seen = seen_texels(train_cache.index, train_cache.weight, mesh.layout.num_texels)
         texels = quantize(fill_unseen_texels(texels, seen, mesh.layout, cfg.export.gutter))

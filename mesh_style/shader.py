@@ -200,6 +200,12 @@ def shade(texels: torch.Tensor, cache: ViewCache, background: torch.Tensor | Non
     return rgb.reshape(n, height, width, 3).permute(0, 3, 1, 2)
 
 
+def shown_colours(texels: torch.Tensor, cache: ViewCache) -> torch.Tensor:
+    """``(P, 3)``: the shaded colours of every mesh pixel of ``cache``'s views (the palette the
+    renders show), in the order of ``cache.mask``."""
+    return shade(texels, cache, None).permute(0, 2, 3, 1)[cache.mask]
+
+
 def facing_weighted(images: torch.Tensor, cache: ViewCache, power: float) -> torch.Tensor:
     """``images (N, 3, H, W)`` of ``cache``, unchanged, whose gradient at each mesh pixel is scaled by
     ``facing ** power`` (StyleMesh's angle-aware loss): a surface seen at a grazing angle shows the

@@ -89,13 +89,13 @@ def transport_colours(
 
     moved, reference, out = subset(source), subset(target), rows.double()
     levels = torch.linspace(0, 1, QUANTILES, dtype=torch.float64, device=rows.device)
-    # Knots of a flat stretch of the source must still increase for the lookup.
+    # Quantiles never decrease; the ramp makes a flat stretch of the source increase, as the lookup needs.
     ramp = torch.arange(QUANTILES, dtype=torch.float64, device=rows.device) * 1e-9
     for _ in range(iterations):
         basis = torch.linalg.qr(torch.randn(3, 3, generator=generator, dtype=torch.float64))[0].to(rows.device)
         a, b, c = moved @ basis, reference @ basis, out @ basis
         for axis in range(3):
-            knots = torch.cummax(torch.quantile(a[:, axis], levels) + ramp, 0).values
+            knots = torch.quantile(a[:, axis], levels) + ramp
             values = torch.quantile(b[:, axis], levels)
             a[:, axis] = _piecewise_linear(a[:, axis], knots, values)
             c[:, axis] = _piecewise_linear(c[:, axis], knots, values)
