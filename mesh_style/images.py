@@ -3,10 +3,12 @@ and the colour spaces the losses and quality figures split images into."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
 from mesh_style.errors import MeshStyleError
@@ -95,6 +97,17 @@ def save_gif(frames: list[Image.Image], path: Path, seconds: float) -> None:
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=round(1000 * seconds / len(frames)), loop=0)
 
 
+def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of ``(N, C, H, W)`` with reflected borders."""
+    radius = max(1, math.ceil(3 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    c = images.shape[1]
+    out = F.conv2d(F.pad(images, (radius, radius, 0, 0), mode="reflect"), kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(F.pad(out, (0, 0, radius, radius), mode="reflect"), kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
 def luminance(images: torch.Tensor) -> torch.Tensor:
     """``(N, 3, H, W)`` RGB → ``(N, H, W)`` Rec. 601 luma."""
     return 0.299 * images[:, 0] + 0.587 * images[:, 1] + 0.114 * images[:, 2]
@@ -126,3 +139,13 @@ def keep_chroma(texels: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
     room = torch.where(offsets > 0, 1 - luma, luma)  # distance to the face of the cube each offset points at
     scale = (room / offsets.abs().clamp_min(1e-6)).amin(1, keepdim=True).clamp(max=1)
     return luma + scale * offsets
+
+
+def blur_chroma(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``(H, W, 3)`` RGB with its own luma and the chroma of its Gaussian blur (``sigma`` pixels; at
+    most what the image's size allows): colour noise goes, light and dark strokes stay."""
+    sigma = min(sigma, (min(image.shape[:2]) - 1) / 3)  # the reflected border needs a radius below the size
+    if sigma <= 0:
+        return image
+    blurred = gaussian_blur(image.permute(2, 0, 1)[None], sigma)[0].permute(1, 2, 0)
+    return keep_chroma(image.reshape(-1, 3), blurred.reshape(-1, 3)).view_as(image)

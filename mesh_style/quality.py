@@ -14,13 +14,11 @@ They answer "is this the object, painted?" with four numbers (the issue "Quality
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
 from mesh_style.backbone import VGGFeatures
-from mesh_style.images import chroma, luminance
+from mesh_style.images import chroma, gaussian_blur, luminance
 from mesh_style.style_losses import feature_mask
 
 #: Layers of the offline VGG16 the style distance is measured at (not the ones trained on).
@@ -30,17 +28,6 @@ STRUCTURE_SIGMA = 0.015
 #: Random directions of the sliced Wasserstein colour distance, and quantiles compared per direction.
 PROJECTIONS = 64
 QUANTILES = 256
-
-
-def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of ``(N, C, H, W)`` with reflected borders."""
-    radius = max(1, math.ceil(3 * sigma))
-    x = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
-    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    c = images.shape[1]
-    out = F.conv2d(F.pad(images, (radius, radius, 0, 0), mode="reflect"), kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(F.pad(out, (0, 0, radius, radius), mode="reflect"), kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
 def structure(result: torch.Tensor, original: torch.Tensor, mask: torch.Tensor) -> float | None:

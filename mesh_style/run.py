@@ -33,7 +33,7 @@ from mesh_style.rasterizer import rasterize
 from mesh_style.schema import active_style_layers, texture_size, validate
 from mesh_style.shader import ViewCache, build_view_cache, shade, shown_colours
 from mesh_style.style import Paintings, load_style, match_colours, recoloured, transport_colours
-from mesh_style.textures import fill_unseen_texels, seen_texels
+from mesh_style.textures import blur_chroma_texels, fill_unseen_texels, seen_texels
 from mesh_style.views import Views, sample_views, turntable_views
 
 log = logging.getLogger(__name__)
@@ -108,17 +108,22 @@ def resize_texture(texture: torch.Tensor, size: tuple[int, int] | int | None) ->
     return image[0].permute(1, 2, 0).clamp(0, 1).contiguous()
 
 
+def material_footprints(mesh: Mesh, cache: ViewCache) -> list[float | None]:
+    """Median texels per rendered pixel side over the pixels that show each material (``None``
+    where none does)."""
+    offsets = torch.tensor(mesh.layout.offsets + (mesh.layout.num_texels,), device=cache.index.device)
+    material = torch.bucketize(cache.index[:, 0].long(), offsets, right=True) - 1
+    return [seen.median().item() if len(seen := cache.footprint[material == m]) else None for m in range(len(mesh.layout.sizes))]
+
+
 def matched_sizes(mesh: Mesh, cache: ViewCache) -> list[tuple[int, int]]:
     """``optim.texture_size=auto``: each texture enlarged (never shrunk, at most
     :data:`AUTO_TEXTURE_MAX` on its long side) until its median rendered pixel covers at least one
     texel. Coarser textures show each texel as a block of pixels, which the style loss fills with
     hard-edged strokes; finer ones are handled by the level of detail (``TexturePyramid``)."""
-    offsets = torch.tensor(mesh.layout.offsets + (mesh.layout.num_texels,), device=cache.index.device)
-    material = torch.bucketize(cache.index[:, 0].long(), offsets, right=True) - 1
     sizes = []
-    for m, (height, width) in enumerate(mesh.layout.sizes):
-        seen = cache.footprint[material == m]
-        scale = 1.0 / seen.median().item() if len(seen) else 1.0
+    for (height, width), footprint in zip(mesh.layout.sizes, material_footprints(mesh, cache)):
+        scale = 1.0 / footprint if footprint else 1.0
         scale = min(max(scale, 1.0), AUTO_TEXTURE_MAX / max(height, width))
         sizes.append((max(height, round(height * scale)), max(width, round(width * scale))))
     return sizes
@@ -333,7 +338,14 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             texels = texels.lerp(moved, cfg.style.recolour_end)
         # Texels no bank view sees never received a gradient: fill them from their surroundings.
         seen = seen_texels(train_cache.index, train_cache.weight, mesh.layout.num_texels)
-        texels = quantize(fill_unseen_texels(texels, seen, mesh.layout, cfg.export.gutter))
+        texels = fill_unseen_texels(texels, seen, mesh.layout, cfg.export.gutter)
+        if chroma_of is None and cfg.style.chroma_blur > 0:
+            # The style loss leaves colour noise at the renders' pixel scale, busier than any painting's
+            # (speckle, seen close up); the strokes are in the luma, which stays. After the filling, so
+            # that the blur reads each UV island's own colours across its edges.
+            sigmas = [cfg.style.chroma_blur * (f or 1.0) for f in material_footprints(mesh, train_cache)]
+            texels = blur_chroma_texels(texels, mesh.layout, sigmas)
+        texels = quantize(texels)
 
     with timer("evaluate"):
         eval_ids = torch.arange(len(bank), len(cache), device=device)

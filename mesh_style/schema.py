@@ -86,6 +86,10 @@ class StyleConfig:
         0.0, "move the result's colours this far (0-1) onto the paintings' whole colour distribution, their darks, brights "
         "and minority hues (sliced optimal transport); colour=transfer only. More palette, more colour speckle", low=0, high=1
     )
+    chroma_blur: float = setting(
+        1.5, "σ in rendered pixels of a last blur of the result's chroma, its luma kept: colour speckle finer than "
+        "the painting's goes, the strokes stay (0: off); colour=preserve with colour_method=luminance keeps the original's", low=0
+    )
 
 
 @dataclass

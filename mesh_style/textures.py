@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mesh_style.images import blur_chroma
+
 
 @dataclass(frozen=True)
 class TextureLayout:
@@ -238,3 +240,9 @@ def fill_unseen_texels(texels: torch.Tensor, seen: torch.Tensor, layout: Texture
     """:func:`fill_unseen` on every material of a flat ``(T, 3)`` texel array; ``seen`` is ``(T,)``."""
     images, masks = layout.unflatten(texels), layout.unflatten(seen[:, None])
     return layout.flatten([fill_unseen(image, mask[..., 0], gutter) for image, mask in zip(images, masks)])
+
+
+def blur_chroma_texels(texels: torch.Tensor, layout: TextureLayout, sigmas: list[float]) -> torch.Tensor:
+    """:func:`~mesh_style.images.blur_chroma` on every material of a flat ``(T, 3)`` texel array,
+    material ``m`` with ``sigmas[m]`` texels."""
+    return layout.flatten([blur_chroma(image, sigma) for image, sigma in zip(layout.unflatten(texels), sigmas)])

@@ -131,6 +131,7 @@ def test_bad_inputs(tmp_path, inputs, mesh_arg, style_arg, fragments):
         ("export.formats=glb", ["export.formats=glb is not a valid list"]),
         ("style.recolour_start=maybe", ["style.recolour_start=maybe"]),
         ("style.recolour_end=2", ["style.recolour_end=2.0"]),
+        ("style.chroma_blur=-1", ["style.chroma_blur=-1.0"]),
     ],
 )
 def test_bad_config_values(tmp_path, inputs, override, fragments):

@@ -7,7 +7,7 @@ from PIL import Image
 
 from mesh_style import schema
 from mesh_style.errors import MeshStyleError
-from mesh_style.images import keep_chroma
+from mesh_style.images import blur_chroma, keep_chroma
 from mesh_style.style import load_style, recoloured, transport_colours
 
 
@@ -100,6 +100,29 @@ def test_keep_chroma_keeps_the_luma_and_the_original_hue():
     # Pure yellow, darkened to luma 0.2: a dark yellow, not the clamped luma 0.68 of keeping chroma whole.
     dark = keep_chroma(torch.full((1, 3), 0.2), torch.tensor([[1.0, 1.0, 0.0]]))
     assert torch.allclose(dark @ luma, torch.tensor([0.2])) and dark[0, 0] == dark[0, 1] > dark[0, 2]
+
+
+def test_blur_chroma_keeps_the_luma_and_strokes_and_smooths_colour_noise():
+    """A luma ramp with a hue step (red-ish left half, blue-ish right half, same luma) under
+    per-pixel colour noise: the luma is untouched, the noise falls as a σ = 2 Gaussian averages
+    white noise (its std by 2 √π σ ≈ 7×, so below a quarter), and the hue step survives away from it."""
+    torch.manual_seed(0)
+    luma_weights = torch.tensor([0.299, 0.587, 0.114])
+    luma = torch.linspace(0.35, 0.65, 64).expand(64, 64)
+    hue = torch.tensor([0.08, -0.03, -0.05])  # luma-free: 0.299·0.08 − 0.587·0.03 − 0.114·0.05 ≈ 0
+    hue = hue - (hue @ luma_weights) / (luma_weights @ luma_weights) * luma_weights
+    step = torch.where(torch.arange(64) < 32, 1.0, -1.0)[None, :, None] * hue
+    noise = 0.05 * torch.randn(64, 64, 3)
+    noise = noise - (noise @ luma_weights)[..., None] / (luma_weights @ luma_weights) * luma_weights
+    image = luma[..., None] + step + noise
+    out = blur_chroma(image, 2.0)
+    assert torch.allclose(out @ luma_weights, image @ luma_weights, atol=1e-5)
+    clean = luma[..., None] + step
+    inside = torch.cat([torch.arange(6, 26), torch.arange(38, 58)])  # 3 σ from the step and the borders
+    residual = (out - clean)[6:58][:, inside]
+    assert residual.std() < 0.25 * noise[6:58][:, inside].std()
+    assert residual.abs().mean() < 0.01  # the two hues are kept, not mixed
+    assert torch.equal(blur_chroma(image, 0.0), image)
 
 
 def test_recoloured_takes_the_colour_mean_and_covariance_of_the_pixels():
