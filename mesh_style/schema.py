@@ -83,11 +83,15 @@ class StyleConfig:
         "(ARF); colour=transfer only"
     )
     recolour_end: float = setting(
-        0.0, "move the result's colours this far (0-1) onto the paintings' whole colour distribution, their darks, brights "
-        "and minority hues (sliced optimal transport); colour=transfer only. More palette, more colour speckle", low=0, high=1
+        1.0, "move the result's colours this far (0-1) onto the paintings' whole colour distribution, their minority hues "
+        "(and, with recolour_end_luma=move, their darks and brights) by sliced optimal transport; colour=transfer only", low=0, high=1
+    )
+    recolour_end_luma: str = setting(
+        "keep", "keep: each texel keeps its light and dark, only hue and saturation move (layout and strokes stay) | "
+        "move: the darks and brights move too (the painting's contrast, less of the layout)", choices=("keep", "move")
     )
     chroma_blur: float = setting(
-        1.5, "σ in rendered pixels of a last blur of the result's chroma, its luma kept: colour speckle finer than "
+        3.0, "σ in rendered pixels of a last blur of the result's chroma, its luma kept: colour speckle finer than "
         "the painting's goes, the strokes stay (0: off); colour=preserve with colour_method=luminance keeps the original's", low=0
     )
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from mesh_style.images import pil_to_tensor, read_image, resize_long_side
+from mesh_style.images import keep_chroma, pil_to_tensor, read_image, resize_long_side
 from mesh_style.schema import blend_weights, style_paths
 
 
@@ -70,7 +70,13 @@ def _piecewise_linear(x: torch.Tensor, xp: torch.Tensor, fp: torch.Tensor) -> to
 
 
 def transport_colours(
-    rows: torch.Tensor, source: torch.Tensor, target: torch.Tensor, iterations: int = 10, samples: int = 20000, seed: int = 0
+    rows: torch.Tensor,
+    source: torch.Tensor,
+    target: torch.Tensor,
+    keep_luma: bool = False,
+    iterations: int = 10,
+    samples: int = 20000,
+    seed: int = 0,
 ) -> torch.Tensor:
     """Colours ``rows (R, 3)`` moved by the map that takes the colour distribution of ``source (P, 3)``
     onto that of ``target (Q, 3)``, clamped to [0, 1]: iterative distribution transfer (Pitié et al.
@@ -81,6 +87,10 @@ def transport_colours(
     texture in one pale hue takes the painting's darks, brights and minority hues (Starry Night's
     yellows), each colour going where its rank along the axes sends it. Up to ``samples`` rows of
     each distribution are used, drawn with ``seed``, so the map is deterministic.
+
+    With ``keep_luma`` each row keeps its own luma and takes only the chroma it is moved to
+    (:func:`~mesh_style.images.keep_chroma`): hue and saturation follow the painting, light and dark
+    (the strokes, and the original's layout) stay where they were.
     """
     generator = torch.Generator().manual_seed(seed)
 
@@ -100,4 +110,5 @@ def transport_colours(
             a[:, axis] = _piecewise_linear(a[:, axis], knots, values)
             c[:, axis] = _piecewise_linear(c[:, axis], knots, values)
         moved, out = a @ basis.T, c @ basis.T
-    return out.clamp(0, 1).to(rows.dtype)
+    out = out.clamp(0, 1).to(rows.dtype)
+    return keep_chroma(rows, out) if keep_luma else out

@@ -73,15 +73,16 @@ def shared_file(relative: str) -> Path:
     return path
 
 
+def compose_config(*overrides: str) -> DictConfig:
+    """Compose the config exactly as ``mesh-style`` does, from a list of overrides."""
+    with initialize_config_module("mesh_style.configs", version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
 @pytest.fixture
 def make_cfg() -> Callable[..., DictConfig]:
-    """Compose the config exactly as ``mesh-style`` does, from a list of overrides."""
-
-    def _make(*overrides: str) -> DictConfig:
-        with initialize_config_module("mesh_style.configs", version_base="1.3"):
-            return compose("config", overrides=list(overrides))
-
-    return _make
+    """:func:`compose_config`, as a fixture."""
+    return compose_config
 
 
 def asymmetric_texture(size: int = 64) -> np.ndarray:

@@ -131,6 +131,7 @@ def test_bad_inputs(tmp_path, inputs, mesh_arg, style_arg, fragments):
         ("export.formats=glb", ["export.formats=glb is not a valid list"]),
         ("style.recolour_start=maybe", ["style.recolour_start=maybe"]),
         ("style.recolour_end=2", ["style.recolour_end=2.0"]),
+        ("style.recolour_end_luma=dark", ["style.recolour_end_luma='dark'", "keep, move"]),
         ("style.chroma_blur=-1", ["style.chroma_blur=-1.0"]),
     ],
 )

@@ -7,7 +7,7 @@ from PIL import Image
 
 from mesh_style import schema
 from mesh_style.errors import MeshStyleError
-from mesh_style.images import blur_chroma, keep_chroma
+from mesh_style.images import blur_chroma, chroma, keep_chroma, luminance
 from mesh_style.style import load_style, recoloured, transport_colours
 
 
@@ -148,6 +148,21 @@ def test_transport_colours_gives_a_pale_texture_the_paintings_two_hues_by_rank()
     darker = ramp[:, 0] < ramp.median()
     assert ((out[darker] - NAVY).norm(dim=1) < 0.1).float().mean() > 0.98
     assert ((out[~darker] - YELLOW).norm(dim=1) < 0.1).float().mean() > 0.98
+
+
+def test_transport_colours_keeping_luma_moves_only_the_hue():
+    """The same pale ramp moved with ``keep_luma``: every texel keeps its luma, so the ramp's light
+    and dark stay, while its darker half takes navy's hue (blue above luma, Cb > 0) and its brighter
+    half yellow's (Cb < 0), as far from grey as the painting's colours are."""
+    ramp = 0.4 + 0.2 * torch.rand(5000, 1, generator=torch.Generator().manual_seed(1))
+    pale = ramp * torch.tensor([0.9, 1.0, 1.0])
+    palette = torch.cat([NAVY.expand(3000, 3), YELLOW.expand(3000, 3)])
+    out = transport_colours(pale, pale, palette, keep_luma=True)
+    assert torch.allclose(luminance(out.T[None, :, :, None])[0, :, 0], luminance(pale.T[None, :, :, None])[0, :, 0], atol=1e-5)
+    blue_difference = chroma(out.T[None, :, :, None])[0, 0, :, 0]  # Cb
+    darker = ramp[:, 0] < ramp.median()
+    assert (blue_difference[darker] > 0.1).float().mean() > 0.95
+    assert (blue_difference[~darker] < -0.1).float().mean() > 0.95
 
 
 def test_transport_colours_leaves_colours_already_in_the_palette_in_place():
