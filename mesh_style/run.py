@@ -333,7 +333,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         )
         if cfg.style.colour == "transfer" and cfg.style.recolour_end > 0:
             # The objective settles near the paintings' dominant hue (a Gram matrix is nearly met by one
-            # colour); their minority hues come back only by moving the colours the renders show.
+            # colour); their minority hues come back only by moving the colours the renders show. With
+            # "keep" only hue and saturation move: the strokes and the layout, in the luma, stay.
             keep_luma = cfg.style.recolour_end_luma == "keep"
             moved = transport_colours(texels, shown_colours(texels, train_cache), paintings.pixels(), keep_luma, seed=cfg.seed)
             texels = texels.lerp(moved, cfg.style.recolour_end)
