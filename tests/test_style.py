@@ -137,15 +137,25 @@ def test_recoloured_takes_the_colour_mean_and_covariance_of_the_pixels():
 NAVY, YELLOW = torch.tensor([0.1, 0.15, 0.4]), torch.tensor([0.95, 0.85, 0.3])
 
 
+def _pale_ramp() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A texture in one pale hue ``(5000, 3)``, which of its texels are in its darker half, and a
+    palette of half navy and half yellow."""
+    ramp = 0.4 + 0.2 * torch.rand(5000, 1, generator=torch.Generator().manual_seed(1))
+    palette = torch.cat([NAVY.expand(3000, 3), YELLOW.expand(3000, 3)])
+    return ramp * torch.tensor([0.9, 1.0, 1.0]), ramp[:, 0] < ramp.median(), palette
+
+
+def _column(rows: torch.Tensor) -> torch.Tensor:
+    """``(R, 3)`` colours as a ``(1, 3, R, 1)`` image, for the image colour functions."""
+    return rows.T[None, :, :, None]
+
+
 def test_transport_colours_gives_a_pale_texture_the_paintings_two_hues_by_rank():
     """A texture in one pale hue, moved onto a palette of half navy and half yellow: its darker half
     turns navy and its brighter half yellow. A mean-and-covariance match could only stretch the
     grey ramp along the line between them; the transport reproduces the two colours themselves."""
-    ramp = 0.4 + 0.2 * torch.rand(5000, 1, generator=torch.Generator().manual_seed(1))
-    pale = ramp * torch.tensor([0.9, 1.0, 1.0])
-    palette = torch.cat([NAVY.expand(3000, 3), YELLOW.expand(3000, 3)])
+    pale, darker, palette = _pale_ramp()
     out = transport_colours(pale, pale, palette)
-    darker = ramp[:, 0] < ramp.median()
     assert ((out[darker] - NAVY).norm(dim=1) < 0.1).float().mean() > 0.98
     assert ((out[~darker] - YELLOW).norm(dim=1) < 0.1).float().mean() > 0.98
 
@@ -154,13 +164,10 @@ def test_transport_colours_keeping_luma_moves_only_the_hue():
     """The same pale ramp moved with ``keep_luma``: every texel keeps its luma, so the ramp's light
     and dark stay, while its darker half takes navy's hue (blue above luma, Cb > 0) and its brighter
     half yellow's (Cb < 0), as far from grey as the painting's colours are."""
-    ramp = 0.4 + 0.2 * torch.rand(5000, 1, generator=torch.Generator().manual_seed(1))
-    pale = ramp * torch.tensor([0.9, 1.0, 1.0])
-    palette = torch.cat([NAVY.expand(3000, 3), YELLOW.expand(3000, 3)])
+    pale, darker, palette = _pale_ramp()
     out = transport_colours(pale, pale, palette, keep_luma=True)
-    assert torch.allclose(luminance(out.T[None, :, :, None])[0, :, 0], luminance(pale.T[None, :, :, None])[0, :, 0], atol=1e-5)
-    blue_difference = chroma(out.T[None, :, :, None])[0, 0, :, 0]  # Cb
-    darker = ramp[:, 0] < ramp.median()
+    assert torch.allclose(luminance(_column(out)), luminance(_column(pale)), atol=1e-5)
+    blue_difference = chroma(_column(out))[0, 0, :, 0]  # Cb
     assert (blue_difference[darker] > 0.1).float().mean() > 0.95
     assert (blue_difference[~darker] < -0.1).float().mean() > 0.95
 
