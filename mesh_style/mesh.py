@@ -4,7 +4,8 @@ The scene is flattened into world coordinates (node transforms applied), then mo
 normalised frame (bounding box centred at the origin, bounding sphere of radius 1) in which the
 cameras are placed. The trimesh scene is kept for export, so the output keeps the original
 coordinates, node transforms and names; only base-colour textures are replaced, and parts that
-had no UVs are swapped (in memory) for their xatlas-unwrapped copies.
+had no UVs, or UVs that stretch texels (their texture baked on), are swapped (in memory) for
+their xatlas-unwrapped copies.
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 import trimesh
 import xatlas
 from omegaconf import DictConfig
 from PIL import Image
 
 from mesh_style.errors import MeshStyleError
-from mesh_style.images import pil_to_tensor, read_image
-from mesh_style.textures import TextureLayout
+from mesh_style.images import pil_to_tensor, read_image, tensor_to_pil
+from mesh_style.textures import TextureLayout, bilinear_taps, fill_unseen, gather_bilinear
+from mesh_style.zbuffer import rasterize_triangles
 
 log = logging.getLogger(__name__)
 
@@ -122,32 +125,113 @@ def _degenerate(uv: np.ndarray, faces: np.ndarray) -> bool:
     return bool(np.mean(area < 1e-12) > 0.5)
 
 
-def unwrap(geometry: trimesh.Trimesh, name: str, cfg: DictConfig) -> trimesh.Trimesh:
-    """A copy of ``geometry`` with UVs from xatlas and a material whose base colour is its plain colour.
+#: A face whose UV map stretches texels more than this (long side over short side) can only hold
+#: stripes: the renders read texels at the level of detail of their long side, so along the short
+#: side one texel spans several rendered pixels (the Duck's atlas: horizontal bands).
+STRETCH = 3.0
+#: ``mesh.unwrap.when=stretched`` re-unwraps a textured part when more than this share of its surface
+#: is stretched (Duck: 0.31; fuze: 0.09, BoxTextured: 0).
+STRETCHED_SHARE = 0.2
 
-    The material carries no image, so the mesh starts from a blank texture like any untextured
-    material. ``cfg`` is the ``mesh`` group: ``unwrap.padding`` (texels between charts) and
-    ``unwrap.resolution`` (the atlas size the padding refers to). Vertices are split along the
-    new seams; positions and normals are kept.
+
+def stretched_share(geometry: trimesh.Trimesh, uv: np.ndarray) -> float:
+    """Share of the surface area whose UV map stretches texels more than :data:`STRETCH` : 1.
+
+    Each face's map from its own plane to UV space is a 2×2 matrix; the ratio of its singular
+    values is how much more texture one direction of the face gets than the other.
     """
+    v, f = np.asarray(geometry.vertices, np.float64), np.asarray(geometry.faces)
+    e1, e2 = v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]
+    normal = np.cross(e1, e2)
+    area = np.linalg.norm(normal, axis=1)
+    # An orthonormal frame (t1, t2) in each face's plane; the edges' coordinates in it.
+    t1 = e1 / np.maximum(np.linalg.norm(e1, axis=1, keepdims=True), 1e-30)
+    t2 = np.cross(normal / np.maximum(area[:, None], 1e-30), t1)
+    plane = np.stack([np.stack([(e1 * t1).sum(1), (e1 * t2).sum(1)], 1), np.stack([(e2 * t1).sum(1), (e2 * t2).sum(1)], 1)], 1)
+    texture = np.stack([uv[f[:, 1]] - uv[f[:, 0]], uv[f[:, 2]] - uv[f[:, 0]]], 1)
+    ok = np.abs(np.linalg.det(plane)) > 1e-12 * np.maximum(area, 1e-30)
+    if not ok.any():
+        return 0.0
+    sigma = np.linalg.svd(np.linalg.solve(plane[ok], texture[ok]), compute_uv=False)  # (F, 2), descending
+    stretched = sigma[:, 0] > STRETCH * sigma[:, 1]
+    return float(area[ok][stretched].sum() / area[ok].sum())
+
+
+def _atlas(geometry: trimesh.Trimesh, resolution: int, padding: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """xatlas UVs: ``vmapping (V',)`` (the old vertex of each new one), ``faces (F, 3)``, ``uvs (V', 2)``, chart count."""
     atlas = xatlas.Atlas()
-    normals = np.asarray(geometry.vertex_normals, np.float32)
-    atlas.add_mesh(np.asarray(geometry.vertices, np.float32), np.asarray(geometry.faces, np.uint32), normals)
+    atlas.add_mesh(np.asarray(geometry.vertices, np.float32), np.asarray(geometry.faces, np.uint32),
+                   np.asarray(geometry.vertex_normals, np.float32))
     pack = xatlas.PackOptions()
-    pack.padding = int(cfg.unwrap.padding)
-    pack.resolution = int(cfg.unwrap.resolution)
+    pack.padding = padding
+    pack.resolution = resolution
     atlas.generate(pack_options=pack)
     vmapping, faces, uvs = atlas[0]
-    colour = (np.clip(_plain_colour(geometry, cfg), 0, 1) * 255 + 0.5).astype(np.uint8)
+    return vmapping, faces.astype(np.int64), uvs, atlas.chart_count
+
+
+def bake(texture: torch.Tensor, old_uv: torch.Tensor, faces: torch.Tensor, new_uv: torch.Tensor, size: int, gutter: int) -> torch.Tensor:
+    """Resample a texture onto new UVs of the same faces.
+
+    Each texel of the new ``size × size`` atlas reads the old texture (bilinear, REPEAT) where its
+    surface point had it, averaged over 2 × 2 samples; texels outside every chart get their
+    surroundings' colours (:func:`~mesh_style.textures.fill_unseen`, ``gutter`` rings grown first).
+
+    Args:
+        texture: ``(H, W, 3)`` the old texture.
+        old_uv: ``(V, 2)`` every vertex's old UV.
+        faces: ``(F, 3)`` vertex indices.
+        new_uv: ``(V, 2)`` every vertex's new UV.
+        size: side of the new atlas.
+        gutter: texels grown around every chart before the rest is filled.
+
+    Returns:
+        ``(size, size, 3)``.
+    """
+    # The atlas as a flat view: NDC x = 1 - 2u and y = 2v - 1 put texel (row, col) where the
+    # rasteriser puts pixel (row, col), with row 0 at v = 1 as in every texture here.
+    corners = new_uv[faces].double()
+    triangles = torch.stack([1 - 2 * corners[..., 0], 2 * corners[..., 1] - 1, torch.ones_like(corners[..., 0])], -1)
+    pix_to_face, bary = rasterize_triangles(triangles, 2 * size)
+    covered = pix_to_face >= 0
+    uv = (bary[covered].unsqueeze(-1) * old_uv.double()[faces[pix_to_face[covered]]]).sum(1).float()
+    layout = TextureLayout(((texture.shape[0], texture.shape[1]),))
+    samples = texture.new_zeros(2 * size, 2 * size, 3)
+    samples[covered] = gather_bilinear(texture.reshape(-1, 3), *bilinear_taps(uv, torch.zeros(len(uv), dtype=torch.long), layout))
+    # 2 × 2 samples per texel, each counted where a chart covers it.
+    weight = F.avg_pool2d(covered[None, None].float(), 2)[0, 0]
+    image = F.avg_pool2d(samples.permute(2, 0, 1)[None], 2)[0].permute(1, 2, 0) / weight.clamp_min(1e-6)[..., None]
+    return fill_unseen(image, weight > 0, gutter)
+
+
+def unwrap(geometry: trimesh.Trimesh, name: str, cfg: DictConfig, texture: torch.Tensor | None = None) -> trimesh.Trimesh:
+    """A copy of ``geometry`` with UVs from xatlas (``cfg`` is the ``mesh`` group).
+
+    Without ``texture`` the material gets the part's plain colour as base colour and no image, so
+    it starts from a blank texture like any untextured material, on an atlas of
+    ``unwrap.resolution`` with ``unwrap.padding`` texels between charts. With ``texture`` (its
+    ``(H, W, 3)`` base colour, factor included) the texture is baked onto an atlas of its own
+    long side. Vertices are split along the new seams; positions and normals are kept, and the
+    material's other settings too.
+    """
+    resolution = max(texture.shape[:2]) if texture is not None else int(cfg.unwrap.resolution)
+    vmapping, faces, uvs, charts = _atlas(geometry, resolution, int(cfg.unwrap.padding))
     source = getattr(geometry.visual, "material", None)
     material = copy.copy(source) if isinstance(source, trimesh.visual.material.PBRMaterial) else trimesh.visual.material.PBRMaterial(name=f"{name}_material")
-    material.baseColorTexture = None
-    material.baseColorFactor = [*colour.tolist(), 255]
-    log.info("unwrapped %s with xatlas: %d charts", name, atlas.chart_count)
+    if texture is None:
+        material.baseColorTexture = None
+        material.baseColorFactor = [*(np.clip(_plain_colour(geometry, cfg), 0, 1) * 255 + 0.5).astype(np.uint8).tolist(), 255]
+    else:
+        old_uv = torch.from_numpy(np.asarray(geometry.visual.uv, np.float32)[vmapping])
+        baked = bake(texture, old_uv, torch.from_numpy(faces), torch.from_numpy(uvs).float(), resolution, int(cfg.unwrap.padding))
+        material.baseColorTexture = tensor_to_pil(baked)
+        alpha = source.baseColorFactor[3] if isinstance(source, trimesh.visual.material.PBRMaterial) and source.baseColorFactor is not None else 255
+        material.baseColorFactor = [255, 255, 255, alpha]  # the colour factor is baked in
+    log.info("unwrapped %s with xatlas: %d charts%s", name, charts, "" if texture is None else f", its texture baked onto a {resolution}² atlas")
     return trimesh.Trimesh(
         vertices=geometry.vertices[vmapping],
-        faces=faces.astype(np.int64),
-        vertex_normals=normals[vmapping],
+        faces=faces,
+        vertex_normals=np.asarray(geometry.vertex_normals, np.float32)[vmapping],
         visual=trimesh.visual.TextureVisuals(uv=uvs, material=material),
         process=False,
     )
@@ -226,6 +310,38 @@ def load_scene(path: Path, missing_texture: str = "error") -> tuple[trimesh.Scen
     return scene, problems
 
 
+#: Material maps other than the base colour: they follow the authored UVs, which a re-unwrap would break.
+OTHER_MAPS = ("normalTexture", "occlusionTexture", "emissiveTexture", "metallicRoughnessTexture")
+
+
+def _with_usable_uvs(geometry: trimesh.Trimesh, name: str, scene: trimesh.Scene, cfg: DictConfig) -> trimesh.Trimesh:
+    """``geometry`` itself, or its xatlas-unwrapped copy (``cfg`` is the ``mesh`` group): always where it
+    has no usable UVs; where its UVs stretch texels, as ``unwrap.when`` says, its texture baked on."""
+    uv = getattr(geometry.visual, "uv", None)
+    if uv is None or len(uv) != len(geometry.vertices) or _degenerate(uv, geometry.faces):
+        return unwrap(geometry, name, cfg)
+    if cfg.unwrap.when == "missing":
+        return geometry
+    share = stretched_share(geometry, np.asarray(uv))
+    if cfg.unwrap.when == "stretched" and share <= STRETCHED_SHARE:
+        return geometry
+    material = getattr(geometry.visual, "material", None)
+    users = [g for g in scene.geometry.values() if getattr(getattr(g, "visual", None), "material", None) is material]
+    others = [m for m in OTHER_MAPS if getattr(material, m, None) is not None]
+    if len(users) > 1 or others:
+        why = f"its material is shared by {len(users)} parts" if len(users) > 1 else f"its material's {', '.join(others)} follow them"
+        log.warning("%s keeps its UVs, which stretch texels over %.0f %% of its surface: %s", name, 100 * share, why)
+        return geometry
+    image, _ = _base_colour(material)
+    try:
+        texture = _initial_texture(material, cfg) if image is not None and min(image.size) >= MIN_TEXTURE_SIZE else None
+    except (OSError, ValueError, SyntaxError):  # a broken image: load_mesh reports it
+        return geometry
+    log.warning("%s: its UVs stretch texels more than %g:1 over %.0f %% of its surface (stripes), so it gets new ones "
+                "with its texture baked on (mesh.unwrap.when=missing keeps them)", name, STRETCH, 100 * share)
+    return unwrap(geometry, name, cfg, texture)
+
+
 def load_mesh(cfg: DictConfig) -> Mesh:
     """Load ``cfg.path`` (the ``mesh`` config group) into a :class:`Mesh`."""
     path = Path(cfg.path)
@@ -237,16 +353,17 @@ def load_mesh(cfg: DictConfig) -> Mesh:
     textures: list[torch.Tensor] = []
     slot_of_material: dict[int, int] = {}
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]] = []
+    unwrapped: set[str] = set()  # geometries placed by several nodes are checked once
     for node in scene.graph.nodes_geometry:
         transform, geometry_name = scene.graph[node]
         geometry = scene.geometry[geometry_name]
         if not isinstance(geometry, trimesh.Trimesh) or len(geometry.faces) == 0:
             continue
-        uv = getattr(geometry.visual, "uv", None)
-        if uv is None or len(uv) != len(geometry.vertices) or _degenerate(uv, geometry.faces):
+        if geometry_name not in unwrapped:
             # The scene in memory gets the unwrapped geometry, so that the export carries its UVs.
-            geometry = scene.geometry[geometry_name] = unwrap(geometry, geometry_name, cfg)
-            uv = geometry.visual.uv
+            geometry = scene.geometry[geometry_name] = _with_usable_uvs(geometry, geometry_name, scene, cfg)
+            unwrapped.add(geometry_name)
+        uv = geometry.visual.uv
         material = getattr(geometry.visual, "material", None)
         key = id(material)
         if key not in slot_of_material:

@@ -45,14 +45,15 @@ def rasterize_zbuffer(
         image_size: output is ``image_size × image_size``.
     """
     projected = project(verts, faces, cameras)
-    views = [_rasterize_view(p[faces], image_size) for p in projected]
+    views = [rasterize_triangles(p[faces], image_size) for p in projected]
     return Fragments(
         pix_to_face=torch.stack([v[0] for v in views]), bary=torch.stack([v[1] for v in views])
     )
 
 
-def _rasterize_view(triangles: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(F, 3, 3)`` NDC triangles of one view → ``pix_to_face (H, W)``, ``bary (H, W, 3)``."""
+def rasterize_triangles(triangles: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(F, 3, 3)`` NDC triangles (x, y, depth > 0) of one view → ``pix_to_face (size, size)``,
+    ``bary (size, size, 3)``; also used flat, to rasterise a UV atlas (``mesh.bake``)."""
     x, y, z = triangles.unbind(-1)  # each (F, 3)
     # Continuous pixel coordinates of the vertices (inverse of the pixel-centre formula above).
     col = ((1 - x) * size - 1) / 2

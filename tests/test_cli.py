@@ -107,6 +107,7 @@ def test_bad_inputs(tmp_path, inputs, mesh_arg, style_arg, fragments):
         ("export.formats=[]", ["export.formats=[]", "glb and/or obj"]),
         ("export.turntable.frames=-1", ["export.turntable.frames=-1", ">= 0"]),
         ("mesh.unwrap.padding=-2", ["mesh.unwrap.padding"]),
+        ("mesh.unwrap.when=sometimes", ["mesh.unwrap.when='sometimes'", "stretched"]),
         ("optim.texture_size=3", ["optim.texture_size"]),
         ("optim.texture_size=huge", ["optim.texture_size=huge", "auto"]),
         ("optim.texels_per_pixel=0", ["optim.texels_per_pixel"]),

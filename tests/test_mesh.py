@@ -1,5 +1,7 @@
 """Mesh input: real files from ../shared, meshes made in code, and every broken case."""
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -8,7 +10,10 @@ from PIL import Image
 
 from conftest import shared_file, textured_vase
 from mesh_style.errors import MeshStyleError
-from mesh_style.mesh import load_mesh
+from mesh_style.mesh import load_mesh, stretched_share
+from mesh_style.run import render_cache
+from mesh_style.shader import shade
+from mesh_style.views import sample_views
 
 
 def test_duck_glb_node_transform_and_normalised_frame(make_cfg):
@@ -116,3 +121,87 @@ def test_input_file_is_not_modified(make_cfg):
     load_mesh(make_cfg(f"mesh.path={path}").mesh)
     assert path.read_bytes() == before
     assert np.frombuffer(before, np.uint8).size > 0
+
+
+def _grid(width: float, uv_scale: tuple[float, float], x0: float = 0.0, n: int = 4) -> trimesh.Trimesh:
+    """A flat ``width × 1`` grid in the xy-plane whose UVs are its x and y times ``uv_scale``."""
+    xs, ys = np.meshgrid(np.linspace(x0, x0 + width, n + 1), np.linspace(0, 1, n + 1))
+    verts = np.stack([xs.ravel(), ys.ravel(), np.zeros(xs.size)], 1)
+    i = np.arange(n)[:, None] * (n + 1) + np.arange(n)[None, :]  # lower-left corner of each cell
+    faces = np.concatenate([np.stack([i, i + 1, i + n + 2], -1), np.stack([i, i + n + 2, i + n + 1], -1)]).reshape(-1, 3)
+    uv = (verts[:, :2] - [x0, 0]) * uv_scale
+    return trimesh.Trimesh(verts, faces, visual=trimesh.visual.TextureVisuals(uv=uv), process=False)
+
+
+@pytest.mark.parametrize(
+    "parts, expected",
+    [
+        ([(1.0, (0.25, 1.0))], 1.0),  # u gets a quarter of v's texels per unit: 4:1 > 3:1
+        ([(1.0, (0.5, 1.0))], 0.0),  # 2:1
+        ([(1.0, (1.0, 0.2))], 1.0),  # 5:1 the other way
+        ([(1.0, (0.25, 1.0)), (3.0, (0.3, 0.3))], 0.25),  # a stretched quarter of the area, the rest square
+    ],
+)
+def test_stretched_share_by_hand(parts, expected):
+    grids = [_grid(width, scale, x0=2.0 * k) for k, (width, scale) in enumerate(parts)]
+    whole = trimesh.util.concatenate(grids)
+    assert stretched_share(whole, np.asarray(whole.visual.uv)) == pytest.approx(expected, abs=1e-9)
+
+
+def _stretched_vase(tmp_path, normal_map: bool = False):
+    """The textured vase with its u squeezed to a quarter: most faces stretched beyond 3:1."""
+    vase = textured_vase()
+    material = vase.visual.material
+    if normal_map:
+        material.normalTexture = Image.new("RGB", (16, 16), (128, 128, 255))
+    vase.visual = trimesh.visual.TextureVisuals(uv=vase.visual.uv * [0.25, 1.0], material=material)
+    path = tmp_path / "stretched.glb"
+    path.write_bytes(trimesh.Scene({"vase": vase}).export(file_type="glb"))
+    return path, vase
+
+
+def test_stretched_uvs_are_replaced_and_the_texture_baked_on(tmp_path, make_cfg, caplog):
+    path, vase = _stretched_vase(tmp_path)
+    assert stretched_share(vase, np.asarray(vase.visual.uv)) > 0.5
+    kept = load_mesh(make_cfg(f"mesh.path={path}", "mesh.unwrap.when=missing").mesh)
+    assert torch.allclose(kept.verts_uvs, torch.tensor(vase.visual.uv, dtype=torch.float32))
+    with caplog.at_level(logging.WARNING, logger="mesh_style.mesh"):
+        new = load_mesh(make_cfg(f"mesh.path={path}").mesh)
+    assert "mesh.unwrap.when=missing keeps them" in caplog.text
+    geometry = next(iter(new.source.geometry.values()))  # the scene to export carries the new UVs
+    assert stretched_share(geometry, np.asarray(geometry.visual.uv)) < 0.02
+    assert new.textures[0].shape == kept.textures[0].shape == (64, 64, 3)  # the texture's own size
+    # Seen from the same cameras, the baked texture shows what the original did.
+    cfg = make_cfg(f"mesh.path={path}", "render.image_size=96")
+    _, held = sample_views(cfg.views, cfg.seed)
+    renders = [shade(m.layout.flatten(m.textures), render_cache(m, held, cfg.render, torch.device("cpu")), torch.ones(3)) for m in (kept, new)]
+    assert (renders[0] - renders[1]).abs().mean() < 0.005  # measured 0.0008; the atlas upside down: 0.036
+
+
+def test_duck_gets_an_unstretched_atlas_that_renders_as_its_own(make_cfg):
+    """The glTF sample Duck's atlas stretches texels over 31 % of its surface (horizontal bands
+    in every result); the re-unwrapped one over none, and it shows the same duck."""
+    path = shared_file("meshes/Duck.glb")
+    kept, new = (load_mesh(make_cfg(f"mesh.path={path}", f"mesh.unwrap.when={when}").mesh) for when in ("missing", "stretched"))
+    shares = [stretched_share(g, np.asarray(g.visual.uv)) for m in (kept, new) for g in m.source.geometry.values()]
+    assert shares[0] == pytest.approx(0.31, abs=0.01) and shares[1] < 0.01
+    cfg = make_cfg(f"mesh.path={path}", "render.image_size=128")
+    _, held = sample_views(cfg.views, cfg.seed)
+    renders = [shade(m.layout.flatten(m.textures), render_cache(m, held, cfg.render, torch.device("cpu")), torch.ones(3)) for m in (kept, new)]
+    assert (renders[0] - renders[1]).abs().mean() < 0.002  # measured 1e-4 at 256²: the eye, beak and wing spots in place
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_stretched_uvs_stay_where_something_else_follows_them(tmp_path, make_cfg, caplog, shared):
+    """A normal map drawn for the authored UVs, or a texture another part reads through its own."""
+    path, vase = _stretched_vase(tmp_path, normal_map=not shared)
+    if shared:
+        twin = vase.copy()
+        twin.visual.material = vase.visual.material
+        twin.apply_translation([3.0, 0.0, 0.0])
+        path.write_bytes(trimesh.Scene({"vase": vase, "twin": twin}).export(file_type="glb"))
+    with caplog.at_level(logging.WARNING, logger="mesh_style.mesh"):
+        mesh = load_mesh(make_cfg(f"mesh.path={path}").mesh)
+    uv = torch.tensor(vase.visual.uv, dtype=torch.float32)
+    assert torch.allclose(mesh.verts_uvs, torch.cat([uv, uv]) if shared else uv)
+    assert ("shared by 2 parts" if shared else "normalTexture follow them") in caplog.text
