@@ -134,12 +134,14 @@ STRETCH = 3.0
 STRETCHED_SHARE = 0.2
 
 
-def stretched_share(geometry: trimesh.Trimesh, uv: np.ndarray) -> float:
+def stretched_share(geometry: trimesh.Trimesh, uv: np.ndarray, texture_size: tuple[int, int] = (1, 1)) -> float:
     """Share of the surface area whose UV map stretches texels more than :data:`STRETCH` : 1.
 
-    Each face's map from its own plane to UV space is a 2×2 matrix; the ratio of its singular
-    values is how much more texture one direction of the face gets than the other.
+    Each face's map from its own plane to texel space (``uv`` times the texture's ``(height,
+    width)``: a wide texture has more texels per unit of u) is a 2×2 matrix; the ratio of its
+    singular values is how much more texture one direction of the face gets than the other.
     """
+    uv = np.asarray(uv, np.float64) * [texture_size[1], texture_size[0]]
     v, f = np.asarray(geometry.vertices, np.float64), np.asarray(geometry.faces)
     e1, e2 = v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]]
     normal = np.cross(e1, e2)
@@ -322,17 +324,17 @@ def _with_usable_uvs(geometry: trimesh.Trimesh, name: str, scene: trimesh.Scene,
         return unwrap(geometry, name, cfg)
     if cfg.unwrap.when == "missing":
         return geometry
-    share = stretched_share(geometry, np.asarray(uv))
+    material = getattr(geometry.visual, "material", None)
+    image, _ = _base_colour(material)
+    share = stretched_share(geometry, uv, (1, 1) if image is None else image.size[::-1])
     if cfg.unwrap.when == "stretched" and share <= STRETCHED_SHARE:
         return geometry
-    material = getattr(geometry.visual, "material", None)
     users = [g for g in scene.geometry.values() if getattr(getattr(g, "visual", None), "material", None) is material]
     others = [m for m in OTHER_MAPS if getattr(material, m, None) is not None]
     if len(users) > 1 or others:
         why = f"its material is shared by {len(users)} parts" if len(users) > 1 else f"its material's {', '.join(others)} follow them"
         log.warning("%s keeps its UVs, which stretch texels over %.0f %% of its surface: %s", name, 100 * share, why)
         return geometry
-    image, _ = _base_colour(material)
     try:
         texture = _initial_texture(material, cfg) if image is not None and min(image.size) >= MIN_TEXTURE_SIZE else None
     except (OSError, ValueError, SyntaxError):  # a broken image: load_mesh reports it

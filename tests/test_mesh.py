@@ -148,6 +148,13 @@ def test_stretched_share_by_hand(parts, expected):
     assert stretched_share(whole, np.asarray(whole.visual.uv)) == pytest.approx(expected, abs=1e-9)
 
 
+def test_stretched_share_counts_texels_not_uv_units():
+    """u squeezed to a quarter, on a texture four times wider than tall: square texels again."""
+    grid = _grid(1.0, (0.25, 1.0))
+    assert stretched_share(grid, np.asarray(grid.visual.uv), texture_size=(64, 256)) == 0.0
+    assert stretched_share(grid, np.asarray(grid.visual.uv), texture_size=(256, 64)) == 1.0  # 16:1
+
+
 def _stretched_vase(tmp_path, normal_map: bool = False):
     """The textured vase with its u squeezed to a quarter: most faces stretched beyond 3:1."""
     vase = textured_vase()
