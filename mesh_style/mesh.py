@@ -159,17 +159,19 @@ def stretched_share(geometry: trimesh.Trimesh, uv: np.ndarray, texture_size: tup
     return float(area[ok][stretched].sum() / area[ok].sum())
 
 
-def _atlas(geometry: trimesh.Trimesh, resolution: int, padding: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """xatlas UVs: ``vmapping (V',)`` (the old vertex of each new one), ``faces (F, 3)``, ``uvs (V', 2)``, chart count."""
+def _atlas(geometries: list[trimesh.Trimesh], resolution: int, padding: int) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], int]:
+    """One xatlas atlas for all ``geometries``: per geometry ``vmapping (V',)`` (the old vertex of each
+    new one), ``faces (F, 3)`` and ``uvs (V', 2)``; and the chart count."""
     atlas = xatlas.Atlas()
-    atlas.add_mesh(np.asarray(geometry.vertices, np.float32), np.asarray(geometry.faces, np.uint32),
-                   np.asarray(geometry.vertex_normals, np.float32))
+    for geometry in geometries:
+        atlas.add_mesh(np.asarray(geometry.vertices, np.float32), np.asarray(geometry.faces, np.uint32),
+                       np.asarray(geometry.vertex_normals, np.float32))
     pack = xatlas.PackOptions()
     pack.padding = padding
     pack.resolution = resolution
     atlas.generate(pack_options=pack)
-    vmapping, faces, uvs = atlas[0]
-    return vmapping, faces.astype(np.int64), uvs, atlas.chart_count
+    parts = [atlas[i] for i in range(len(geometries))]
+    return [(vmapping, faces.astype(np.int64), uvs) for vmapping, faces, uvs in parts], atlas.chart_count
 
 
 def bake(texture: torch.Tensor, old_uv: torch.Tensor, faces: torch.Tensor, new_uv: torch.Tensor, size: int, gutter: int) -> torch.Tensor:
@@ -206,37 +208,45 @@ def bake(texture: torch.Tensor, old_uv: torch.Tensor, faces: torch.Tensor, new_u
     return fill_unseen(image, weight > 0, gutter)
 
 
-def unwrap(geometry: trimesh.Trimesh, name: str, cfg: DictConfig, texture: torch.Tensor | None = None) -> trimesh.Trimesh:
-    """A copy of ``geometry`` with UVs from xatlas (``cfg`` is the ``mesh`` group).
+def unwrap(geometries: list[trimesh.Trimesh], name: str, cfg: DictConfig, texture: torch.Tensor | None = None) -> list[trimesh.Trimesh]:
+    """Copies of ``geometries`` (parts of one material) with UVs from one xatlas atlas (``cfg`` is
+    the ``mesh`` group), sharing one copy of the material.
 
-    Without ``texture`` the material gets the part's plain colour as base colour and no image, so
-    it starts from a blank texture like any untextured material, on an atlas of
+    Without ``texture`` the material gets the first part's plain colour as base colour and no
+    image, so it starts from a blank texture like any untextured material, on an atlas of
     ``unwrap.resolution`` with ``unwrap.padding`` texels between charts. With ``texture`` (its
     ``(H, W, 3)`` base colour, factor included) the texture is baked onto an atlas of its own
     long side. Vertices are split along the new seams; positions and normals are kept, and the
     material's other settings too.
     """
     resolution = max(texture.shape[:2]) if texture is not None else int(cfg.unwrap.resolution)
-    vmapping, faces, uvs, charts = _atlas(geometry, resolution, int(cfg.unwrap.padding))
-    source = getattr(geometry.visual, "material", None)
+    parts, charts = _atlas(geometries, resolution, int(cfg.unwrap.padding))
+    source = getattr(geometries[0].visual, "material", None)
     material = copy.copy(source) if isinstance(source, trimesh.visual.material.PBRMaterial) else trimesh.visual.material.PBRMaterial(name=f"{name}_material")
     if texture is None:
         material.baseColorTexture = None
-        material.baseColorFactor = [*(np.clip(_plain_colour(geometry, cfg), 0, 1) * 255 + 0.5).astype(np.uint8).tolist(), 255]
+        material.baseColorFactor = [*(np.clip(_plain_colour(geometries[0], cfg), 0, 1) * 255 + 0.5).astype(np.uint8).tolist(), 255]
     else:
-        old_uv = torch.from_numpy(np.asarray(geometry.visual.uv, np.float32)[vmapping])
-        baked = bake(texture, old_uv, torch.from_numpy(faces), torch.from_numpy(uvs).float(), resolution, int(cfg.unwrap.padding))
+        # All parts' faces in one list, each vertex with its old and its new UV.
+        starts = np.cumsum([0] + [len(vmapping) for vmapping, _, _ in parts])
+        old_uv = np.concatenate([np.asarray(g.visual.uv, np.float32)[vmapping] for g, (vmapping, _, _) in zip(geometries, parts)])
+        faces = np.concatenate([f + start for (_, f, _), start in zip(parts, starts)])
+        new_uv = np.concatenate([uvs for _, _, uvs in parts])
+        baked = bake(texture, torch.from_numpy(old_uv), torch.from_numpy(faces), torch.from_numpy(new_uv).float(), resolution, int(cfg.unwrap.padding))
         material.baseColorTexture = tensor_to_pil(baked)
         alpha = source.baseColorFactor[3] if isinstance(source, trimesh.visual.material.PBRMaterial) and source.baseColorFactor is not None else 255
         material.baseColorFactor = [255, 255, 255, alpha]  # the colour factor is baked in
     log.info("unwrapped %s with xatlas: %d charts%s", name, charts, "" if texture is None else f", its texture baked onto a {resolution}² atlas")
-    return trimesh.Trimesh(
-        vertices=geometry.vertices[vmapping],
-        faces=faces,
-        vertex_normals=np.asarray(geometry.vertex_normals, np.float32)[vmapping],
-        visual=trimesh.visual.TextureVisuals(uv=uvs, material=material),
-        process=False,
-    )
+    return [
+        trimesh.Trimesh(
+            vertices=geometry.vertices[vmapping],
+            faces=faces,
+            vertex_normals=np.asarray(geometry.vertex_normals, np.float32)[vmapping],
+            visual=trimesh.visual.TextureVisuals(uv=uvs, material=material),
+            process=False,
+        )
+        for geometry, (vmapping, faces, uvs) in zip(geometries, parts)
+    ]
 
 
 def _statement_args(line: str, keyword: str) -> str | None:
@@ -316,32 +326,42 @@ def load_scene(path: Path, missing_texture: str = "error") -> tuple[trimesh.Scen
 OTHER_MAPS = ("normalTexture", "occlusionTexture", "emissiveTexture", "metallicRoughnessTexture")
 
 
-def _with_usable_uvs(geometry: trimesh.Trimesh, name: str, scene: trimesh.Scene, cfg: DictConfig) -> trimesh.Trimesh:
-    """``geometry`` itself, or its xatlas-unwrapped copy (``cfg`` is the ``mesh`` group): always where it
-    has no usable UVs; where its UVs stretch texels, as ``unwrap.when`` says, its texture baked on."""
-    uv = getattr(geometry.visual, "uv", None)
-    if uv is None or len(uv) != len(geometry.vertices) or _degenerate(uv, geometry.faces):
-        return unwrap(geometry, name, cfg)
-    if cfg.unwrap.when == "missing":
-        return geometry
-    material = getattr(geometry.visual, "material", None)
-    image, _ = _base_colour(material)
-    share = stretched_share(geometry, uv, (1, 1) if image is None else image.size[::-1])
-    if cfg.unwrap.when == "stretched" and share <= STRETCHED_SHARE:
-        return geometry
-    users = [g for g in scene.geometry.values() if getattr(getattr(g, "visual", None), "material", None) is material]
-    others = [m for m in OTHER_MAPS if getattr(material, m, None) is not None]
-    if len(users) > 1 or others:
-        why = f"its material is shared by {len(users)} parts" if len(users) > 1 else f"its material's {', '.join(others)} follow them"
-        log.warning("%s keeps its UVs, which stretch texels over %.0f %% of its surface: %s", name, 100 * share, why)
-        return geometry
-    try:
-        texture = _initial_texture(material, cfg) if image is not None and min(image.size) >= MIN_TEXTURE_SIZE else None
-    except (OSError, ValueError, SyntaxError):  # a broken image: load_mesh reports it
-        return geometry
-    log.warning("%s: its UVs stretch texels more than %g:1 over %.0f %% of its surface (stripes), so it gets new ones "
-                "with its texture baked on (mesh.unwrap.when=missing keeps them)", name, STRETCH, 100 * share)
-    return unwrap(geometry, name, cfg, texture)
+def make_uvs_usable(scene: trimesh.Scene, cfg: DictConfig) -> None:
+    """Give the parts of ``scene`` UVs a texture can be optimised on, in place (``cfg`` is the
+    ``mesh`` group): xatlas UVs for every part without usable ones; as ``unwrap.when`` says, for
+    the parts of a material whose UVs stretch texels too, all of them on one atlas, the texture
+    baked on. A material whose other maps follow its UVs keeps them."""
+    by_material: dict[int, list[str]] = {}
+    for name, geometry in scene.geometry.items():
+        if not isinstance(geometry, trimesh.Trimesh) or len(geometry.faces) == 0:
+            continue
+        uv = getattr(geometry.visual, "uv", None)
+        if uv is None or len(uv) != len(geometry.vertices) or _degenerate(uv, geometry.faces):
+            scene.geometry[name] = unwrap([geometry], name, cfg)[0]
+        elif cfg.unwrap.when != "missing":
+            by_material.setdefault(id(getattr(geometry.visual, "material", None)), []).append(name)
+    for names in by_material.values():
+        parts = [scene.geometry[name] for name in names]
+        material = parts[0].visual.material
+        image, _ = _base_colour(material)
+        size = (1, 1) if image is None else image.size[::-1]
+        areas = np.array([part.area for part in parts])
+        share = float(np.dot([stretched_share(part, part.visual.uv, size) for part in parts], areas) / areas.sum())
+        label = names[0] if len(names) == 1 else f"{len(names)} parts of material {getattr(material, 'name', None)!r}"
+        if cfg.unwrap.when == "stretched" and share <= STRETCHED_SHARE:
+            continue
+        if others := [m for m in OTHER_MAPS if getattr(material, m, None) is not None]:
+            log.warning("%s keep their UVs, which stretch texels over %.0f %% of the surface: the material's %s follow them",
+                        label, 100 * share, ", ".join(others))
+            continue
+        try:
+            texture = _initial_texture(material, cfg) if image is not None and min(image.size) >= MIN_TEXTURE_SIZE else None
+        except (OSError, ValueError, SyntaxError):  # a broken image: load_mesh reports it
+            continue
+        log.warning("%s: UVs stretch texels more than %g:1 over %.0f %% of the surface (stripes), so new ones, "
+                    "the texture baked on (mesh.unwrap.when=missing keeps them)", label, STRETCH, 100 * share)
+        for name, part in zip(names, unwrap(parts, label, cfg, texture)):
+            scene.geometry[name] = part
 
 
 def load_mesh(cfg: DictConfig) -> Mesh:
@@ -355,16 +375,13 @@ def load_mesh(cfg: DictConfig) -> Mesh:
     textures: list[torch.Tensor] = []
     slot_of_material: dict[int, int] = {}
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]] = []
-    unwrapped: set[str] = set()  # geometries placed by several nodes are checked once
+    # The scene in memory gets the unwrapped geometry, so that the export carries its UVs.
+    make_uvs_usable(scene, cfg)
     for node in scene.graph.nodes_geometry:
         transform, geometry_name = scene.graph[node]
         geometry = scene.geometry[geometry_name]
         if not isinstance(geometry, trimesh.Trimesh) or len(geometry.faces) == 0:
             continue
-        if geometry_name not in unwrapped:
-            # The scene in memory gets the unwrapped geometry, so that the export carries its UVs.
-            geometry = scene.geometry[geometry_name] = _with_usable_uvs(geometry, geometry_name, scene, cfg)
-            unwrapped.add(geometry_name)
         uv = geometry.visual.uv
         material = getattr(geometry.visual, "material", None)
         key = id(material)

@@ -54,9 +54,9 @@ class UnwrapConfig:
     padding: int = setting(4, "texels between charts", low=0)
     resolution: int = setting("${mesh.blank_texture_size}", "atlas size of untextured parts (the padding refers to it); "
                               "a baked texture keeps its own size", low=16, high=8192)
-    when: str = setting("stretched", "missing: only parts without usable UVs | stretched: also parts whose UVs stretch texels "
-                        "more than 3:1 over a fifth of their surface (they show stripes), their texture baked onto the new UVs | "
-                        "always: every part", choices=("missing", "stretched", "always"))
+    when: str = setting("stretched", "missing: only parts without usable UVs | stretched: also the parts of a material whose UVs stretch "
+                        "texels more than 3:1 over a fifth of their surface (they show stripes), its texture baked onto the new "
+                        "UVs | always: every part", choices=("missing", "stretched", "always"))
 
 
 @dataclass

@@ -14,6 +14,7 @@ from mesh_style.mesh import load_mesh, stretched_share
 from mesh_style.run import render_cache
 from mesh_style.shader import shade
 from mesh_style.views import sample_views
+from mesh_style.zbuffer import rasterize_triangles
 
 
 def test_duck_glb_node_transform_and_normalised_frame(make_cfg):
@@ -167,6 +168,12 @@ def _stretched_vase(tmp_path, normal_map: bool = False):
     return path, vase
 
 
+def _renders(meshes, cfg) -> list[torch.Tensor]:
+    """Each mesh from the held-out views of ``cfg``, shaded: ``(N, 3, H, W)`` each."""
+    _, held = sample_views(cfg.views, cfg.seed)
+    return [shade(m.layout.flatten(m.textures), render_cache(m, held, cfg.render, torch.device("cpu")), torch.ones(3)) for m in meshes]
+
+
 def test_stretched_uvs_are_replaced_and_the_texture_baked_on(tmp_path, make_cfg, caplog):
     path, vase = _stretched_vase(tmp_path)
     assert stretched_share(vase, np.asarray(vase.visual.uv)) > 0.5
@@ -179,9 +186,7 @@ def test_stretched_uvs_are_replaced_and_the_texture_baked_on(tmp_path, make_cfg,
     assert stretched_share(geometry, np.asarray(geometry.visual.uv)) < 0.02
     assert new.textures[0].shape == kept.textures[0].shape == (64, 64, 3)  # the texture's own size
     # Seen from the same cameras, the baked texture shows what the original did.
-    cfg = make_cfg(f"mesh.path={path}", "render.image_size=96")
-    _, held = sample_views(cfg.views, cfg.seed)
-    renders = [shade(m.layout.flatten(m.textures), render_cache(m, held, cfg.render, torch.device("cpu")), torch.ones(3)) for m in (kept, new)]
+    renders = _renders((kept, new), make_cfg(f"mesh.path={path}", "render.image_size=96"))
     assert (renders[0] - renders[1]).abs().mean() < 0.005  # measured 0.0008; the atlas upside down: 0.036
 
 
@@ -192,23 +197,37 @@ def test_duck_gets_an_unstretched_atlas_that_renders_as_its_own(make_cfg):
     kept, new = (load_mesh(make_cfg(f"mesh.path={path}", f"mesh.unwrap.when={when}").mesh) for when in ("missing", "stretched"))
     shares = [stretched_share(g, np.asarray(g.visual.uv)) for m in (kept, new) for g in m.source.geometry.values()]
     assert shares[0] == pytest.approx(0.31, abs=0.01) and shares[1] < 0.01
-    cfg = make_cfg(f"mesh.path={path}", "render.image_size=128")
-    _, held = sample_views(cfg.views, cfg.seed)
-    renders = [shade(m.layout.flatten(m.textures), render_cache(m, held, cfg.render, torch.device("cpu")), torch.ones(3)) for m in (kept, new)]
+    renders = _renders((kept, new), make_cfg(f"mesh.path={path}", "render.image_size=128"))
     assert (renders[0] - renders[1]).abs().mean() < 0.002  # measured 1e-4 at 256²: the eye, beak and wing spots in place
 
 
-@pytest.mark.parametrize("shared", [False, True])
-def test_stretched_uvs_stay_where_something_else_follows_them(tmp_path, make_cfg, caplog, shared):
-    """A normal map drawn for the authored UVs, or a texture another part reads through its own."""
-    path, vase = _stretched_vase(tmp_path, normal_map=not shared)
-    if shared:
-        twin = vase.copy()
-        twin.visual.material = vase.visual.material
-        twin.apply_translation([3.0, 0.0, 0.0])
-        path.write_bytes(trimesh.Scene({"vase": vase, "twin": twin}).export(file_type="glb"))
+def test_parts_sharing_a_texture_get_one_atlas(tmp_path, make_cfg, caplog):
+    """Two parts reading one texture through stretched UVs: one new atlas for both, one texture."""
+    path, vase = _stretched_vase(tmp_path)
+    twin = vase.copy()
+    twin.visual.material = vase.visual.material
+    twin.apply_translation([3.0, 0.0, 0.0])
+    path.write_bytes(trimesh.Scene({"vase": vase, "twin": twin}).export(file_type="glb"))
+    kept = load_mesh(make_cfg(f"mesh.path={path}", "mesh.unwrap.when=missing").mesh)
+    with caplog.at_level(logging.WARNING, logger="mesh_style.mesh"):
+        new = load_mesh(make_cfg(f"mesh.path={path}").mesh)
+    assert "2 parts of material" in caplog.text
+    assert len(new.textures) == 1 and len({id(g.visual.material) for g in new.source.geometry.values()}) == 1
+    assert all(stretched_share(g, np.asarray(g.visual.uv)) < 0.02 for g in new.source.geometry.values())
+    # The two parts' charts do not overlap: no texel lies inside faces of both.
+    covered = []
+    for geometry in new.source.geometry.values():
+        corners = torch.from_numpy(np.asarray(geometry.visual.uv)[geometry.faces]).double()
+        flat = torch.stack([1 - 2 * corners[..., 0], 2 * corners[..., 1] - 1, torch.ones_like(corners[..., 0])], -1)
+        covered.append(rasterize_triangles(flat, 128)[0] >= 0)
+    assert covered[0].float().mean() > 0.1 and covered[1].float().mean() > 0.1 and not (covered[0] & covered[1]).any()
+    renders = _renders((kept, new), make_cfg(f"mesh.path={path}", "render.image_size=96"))
+    assert (renders[0] - renders[1]).abs().mean() < 0.005
+
+
+def test_stretched_uvs_stay_where_other_maps_follow_them(tmp_path, make_cfg, caplog):
+    path, vase = _stretched_vase(tmp_path, normal_map=True)
     with caplog.at_level(logging.WARNING, logger="mesh_style.mesh"):
         mesh = load_mesh(make_cfg(f"mesh.path={path}").mesh)
-    uv = torch.tensor(vase.visual.uv, dtype=torch.float32)
-    assert torch.allclose(mesh.verts_uvs, torch.cat([uv, uv]) if shared else uv)
-    assert ("shared by 2 parts" if shared else "normalTexture follow them") in caplog.text
+    assert torch.allclose(mesh.verts_uvs, torch.tensor(vase.visual.uv, dtype=torch.float32))
+    assert "normalTexture follow them" in caplog.text
