@@ -174,6 +174,15 @@ def _atlas(geometries: list[trimesh.Trimesh], resolution: int, padding: int) -> 
     return [(vmapping, faces.astype(np.int64), uvs) for vmapping, faces, uvs in parts], atlas.chart_count
 
 
+def rasterize_atlas(uv: torch.Tensor, faces: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The faces laid out flat at their UVs ``(V, 2)``: which face covers each texel of a ``size × size``
+    atlas, ``pix_to_face (size, size)``, and where inside it, ``bary (size, size, 3)``."""
+    # NDC x = 1 - 2u and y = 2v - 1 put texel (row, col) where the rasteriser puts pixel (row, col),
+    # with row 0 at v = 1 as in every texture here.
+    corners = uv[faces].double()
+    return rasterize_triangles(torch.stack([1 - 2 * corners[..., 0], 2 * corners[..., 1] - 1, torch.ones_like(corners[..., 0])], -1), size)
+
+
 def bake(texture: torch.Tensor, old_uv: torch.Tensor, faces: torch.Tensor, new_uv: torch.Tensor, size: int, gutter: int) -> torch.Tensor:
     """Resample a texture onto new UVs of the same faces.
 
@@ -192,11 +201,7 @@ def bake(texture: torch.Tensor, old_uv: torch.Tensor, faces: torch.Tensor, new_u
     Returns:
         ``(size, size, 3)``.
     """
-    # The atlas as a flat view: NDC x = 1 - 2u and y = 2v - 1 put texel (row, col) where the
-    # rasteriser puts pixel (row, col), with row 0 at v = 1 as in every texture here.
-    corners = new_uv[faces].double()
-    triangles = torch.stack([1 - 2 * corners[..., 0], 2 * corners[..., 1] - 1, torch.ones_like(corners[..., 0])], -1)
-    pix_to_face, bary = rasterize_triangles(triangles, 2 * size)
+    pix_to_face, bary = rasterize_atlas(new_uv, faces, 2 * size)
     covered = pix_to_face >= 0
     uv = (bary[covered].unsqueeze(-1) * old_uv.double()[faces[pix_to_face[covered]]]).sum(1).float()
     layout = TextureLayout(((texture.shape[0], texture.shape[1]),))

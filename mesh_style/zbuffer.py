@@ -53,7 +53,7 @@ def rasterize_zbuffer(
 
 def rasterize_triangles(triangles: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``(F, 3, 3)`` NDC triangles (x, y, depth > 0) of one view → ``pix_to_face (size, size)``,
-    ``bary (size, size, 3)``; also used flat, to rasterise a UV atlas (``mesh.bake``)."""
+    ``bary (size, size, 3)``; also used flat, to lay out a UV atlas (``mesh.rasterize_atlas``)."""
     x, y, z = triangles.unbind(-1)  # each (F, 3)
     # Continuous pixel coordinates of the vertices (inverse of the pixel-centre formula above).
     col = ((1 - x) * size - 1) / 2

@@ -17,6 +17,8 @@ from PIL import Image
 
 import mesh_style.zbuffer as zbuffer
 from mesh_style.rasterizer import rasterize_pytorch3d
+from mesh_style.run import render_cache
+from mesh_style.shader import shade
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -71,6 +73,13 @@ def shared_file(relative: str) -> Path:
     if not path.is_file():
         pytest.skip(f"{path} not available (../shared is absent)")
     return path
+
+
+def render_mesh(mesh, views, render_cfg: DictConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """``mesh`` with its own textures from ``views`` (``render_cfg``: the ``render`` group), on CPU:
+    ``(N, 3, H, W)`` shaded renders on black and their ``(N, H, W)`` masks."""
+    cache = render_cache(mesh, views, render_cfg, torch.device("cpu"))
+    return shade(mesh.layout.flatten(mesh.textures), cache, torch.zeros(3)), cache.mask
 
 
 def compose_config(*overrides: str) -> DictConfig:

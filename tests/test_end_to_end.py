@@ -13,7 +13,7 @@ from PIL import Image
 
 import mesh_style
 import mesh_style.optimize
-from conftest import TINY, shared_file
+from conftest import TINY, render_mesh, shared_file
 from mesh_style.backbone import load_backbone
 from mesh_style.checkpoint import Checkpoint, trajectory_settings
 from mesh_style.errors import MeshStyleError
@@ -22,7 +22,6 @@ from mesh_style.losses import total_variation
 from mesh_style.mesh import load_mesh
 from mesh_style.optimize import build_objective, optimize
 from mesh_style.run import PHASES, PhaseTimer, evaluate, render_cache, resize_texture, run
-from mesh_style.shader import shade
 from mesh_style.style import load_style
 from mesh_style.views import sample_views
 
@@ -156,8 +155,7 @@ def test_shared_meshes_export_and_reload(tmp_path, make_cfg, name, style_png):
     render_cfg = make_cfg("render.image_size=96").render
 
     def images(mesh):
-        cache = render_cache(mesh, views, render_cfg, torch.device("cpu"))
-        return shade(mesh.layout.flatten(mesh.textures), cache, torch.zeros(3))
+        return render_mesh(mesh, views, render_cfg)[0]
 
     source = load_mesh(make_cfg(f"mesh.path={path}").mesh)
     source.textures = [stylised]

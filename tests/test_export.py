@@ -10,22 +10,18 @@ import torch
 import trimesh
 from PIL import Image
 
-from conftest import asymmetric_texture
+from conftest import asymmetric_texture, render_mesh
 from mesh_style.errors import MeshStyleError
 from mesh_style.export import export_scene, material_names, staged_outputs
 from mesh_style.images import pil_to_tensor
 from mesh_style.mesh import load_mesh
-from mesh_style.run import render_cache
-from mesh_style.shader import shade
 from mesh_style.views import sample_views
 
 
 def render(mesh, make_cfg):
     """Unlit renders of 4 views at 64², as ``(N, 3, H, W)``, and their masks."""
     views, _ = sample_views(make_cfg("views.num=4").views, seed=1)
-    cfg = make_cfg("render.image_size=64", "render.ambient=1", "render.diffuse=0").render
-    cache = render_cache(mesh, views, cfg, torch.device("cpu"))
-    return shade(mesh.layout.flatten(mesh.textures), cache, torch.zeros(3)), cache.mask
+    return render_mesh(mesh, views, make_cfg("render.image_size=64", "render.ambient=1", "render.diffuse=0").render)
 
 
 @pytest.mark.parametrize("suffix", [".glb", ".obj"])

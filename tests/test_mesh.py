@@ -8,13 +8,10 @@ import torch
 import trimesh
 from PIL import Image
 
-from conftest import shared_file, textured_vase
+from conftest import render_mesh, shared_file, textured_vase
 from mesh_style.errors import MeshStyleError
-from mesh_style.mesh import load_mesh, stretched_share
-from mesh_style.run import render_cache
-from mesh_style.shader import shade
+from mesh_style.mesh import load_mesh, rasterize_atlas, stretched_share
 from mesh_style.views import sample_views
-from mesh_style.zbuffer import rasterize_triangles
 
 
 def test_duck_glb_node_transform_and_normalised_frame(make_cfg):
@@ -171,7 +168,7 @@ def _stretched_vase(tmp_path, normal_map: bool = False):
 def _renders(meshes, cfg) -> list[torch.Tensor]:
     """Each mesh from the held-out views of ``cfg``, shaded: ``(N, 3, H, W)`` each."""
     _, held = sample_views(cfg.views, cfg.seed)
-    return [shade(m.layout.flatten(m.textures), render_cache(m, held, cfg.render, torch.device("cpu")), torch.ones(3)) for m in meshes]
+    return [render_mesh(m, held, cfg.render)[0] for m in meshes]
 
 
 def test_stretched_uvs_are_replaced_and_the_texture_baked_on(tmp_path, make_cfg, caplog):
@@ -215,11 +212,8 @@ def test_parts_sharing_a_texture_get_one_atlas(tmp_path, make_cfg, caplog):
     assert len(new.textures) == 1 and len({id(g.visual.material) for g in new.source.geometry.values()}) == 1
     assert all(stretched_share(g, np.asarray(g.visual.uv)) < 0.02 for g in new.source.geometry.values())
     # The two parts' charts do not overlap: no texel lies inside faces of both.
-    covered = []
-    for geometry in new.source.geometry.values():
-        corners = torch.from_numpy(np.asarray(geometry.visual.uv)[geometry.faces]).double()
-        flat = torch.stack([1 - 2 * corners[..., 0], 2 * corners[..., 1] - 1, torch.ones_like(corners[..., 0])], -1)
-        covered.append(rasterize_triangles(flat, 128)[0] >= 0)
+    covered = [rasterize_atlas(torch.from_numpy(np.asarray(g.visual.uv)), torch.from_numpy(g.faces), 128)[0] >= 0
+               for g in new.source.geometry.values()]
     assert covered[0].float().mean() > 0.1 and covered[1].float().mean() > 0.1 and not (covered[0] & covered[1]).any()
     renders = _renders((kept, new), make_cfg(f"mesh.path={path}", "render.image_size=96"))
     assert (renders[0] - renders[1]).abs().mean() < 0.005
