@@ -227,7 +227,7 @@ def unwrap(geometries: list[trimesh.Trimesh], name: str, cfg: DictConfig, textur
     resolution = max(texture.shape[:2]) if texture is not None else int(cfg.unwrap.resolution)
     parts, charts = _atlas(geometries, resolution, int(cfg.unwrap.padding))
     source = getattr(geometries[0].visual, "material", None)
-    material = copy.copy(source) if isinstance(source, trimesh.visual.material.PBRMaterial) else trimesh.visual.material.PBRMaterial(name=f"{name}_material")
+    material = copy.copy(source) if isinstance(source, trimesh.visual.material.PBRMaterial) else trimesh.visual.material.PBRMaterial(name=getattr(source, "name", None) or f"{name}_material")
     if texture is None:
         material.baseColorTexture = None
         material.baseColorFactor = [*(np.clip(_plain_colour(geometries[0], cfg), 0, 1) * 255 + 0.5).astype(np.uint8).tolist(), 255]

@@ -10,6 +10,7 @@ from PIL import Image
 
 from conftest import render_mesh, shared_file, textured_vase
 from mesh_style.errors import MeshStyleError
+from mesh_style.export import material_names
 from mesh_style.mesh import load_mesh, rasterize_atlas, stretched_share
 from mesh_style.views import sample_views
 
@@ -225,3 +226,15 @@ def test_stretched_uvs_stay_where_other_maps_follow_them(tmp_path, make_cfg, cap
         mesh = load_mesh(make_cfg(f"mesh.path={path}").mesh)
     assert torch.allclose(mesh.verts_uvs, torch.tensor(vase.visual.uv, dtype=torch.float32))
     assert "normalTexture follow them" in caplog.text
+
+
+def test_a_rebaked_obj_material_keeps_its_name(tmp_path, make_cfg):
+    """OBJ materials load as trimesh's SimpleMaterial; the baked copy is a PBR one with the same name."""
+    vase = textured_vase()
+    image = vase.visual.material.baseColorTexture
+    vase.visual = trimesh.visual.TextureVisuals(uv=vase.visual.uv * [0.25, 1.0], material=trimesh.visual.material.SimpleMaterial(image=image, name="glaze"))
+    vase.export(tmp_path / "vase.obj")
+    mesh = load_mesh(make_cfg(f"mesh.path={tmp_path / 'vase.obj'}").mesh)
+    geometry = next(iter(mesh.source.geometry.values()))
+    assert stretched_share(geometry, np.asarray(geometry.visual.uv)) < 0.02  # it was re-unwrapped
+    assert material_names(mesh) == ["glaze_stylized"]
