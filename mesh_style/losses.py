@@ -15,6 +15,8 @@ import torch
 from torch import nn
 
 from mesh_style.images import chroma
+from mesh_style.seams import SeamTaps
+from mesh_style.textures import gather_bilinear
 
 
 def widened(x: torch.Tensor) -> torch.Tensor:
@@ -90,3 +92,29 @@ def total_variation(images: list[torch.Tensor]) -> torch.Tensor:
         total = total + dy.square().sum() + dx.square().sum()
         count += dy.numel() + dx.numel()
     return total / max(count, 1)
+
+
+class SeamLoss(nn.Module):
+    """Mean squared colour difference between the two sides of the UV seams, at points along them.
+
+    Each point is read in both charts it joins (:func:`~mesh_style.seams.seam_taps`); the texels
+    are the composed ones the renders read, smooth at the renders' scale, so agreeing at the seam
+    means agreeing as far as a rendered pixel reaches into each chart. In the units of
+    :func:`total_variation`: a seam costs what a step between neighbouring texels costs.
+
+    Args:
+        taps: the points' bilinear taps on each side.
+    """
+
+    def __init__(self, taps: SeamTaps) -> None:
+        super().__init__()
+        for name in ("index_a", "weight_a", "index_b", "weight_b"):
+            self.register_buffer(name, getattr(taps, name).clone())
+
+    def forward(self, texels: torch.Tensor) -> torch.Tensor:
+        """``texels (T, 3)`` → scalar (0 without seams)."""
+        if len(self.index_a) == 0:
+            return texels.new_zeros(())
+        a = gather_bilinear(texels, self.index_a, self.weight_a)
+        b = gather_bilinear(texels, self.index_b, self.weight_b)
+        return (a - b).square().mean()

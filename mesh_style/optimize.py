@@ -15,9 +15,10 @@ from mesh_style.backbone import LuminanceOnly, VGGFeatures
 from mesh_style.checkpoint import Checkpoint
 from mesh_style.errors import MeshStyleError
 from mesh_style.images import keep_chroma
-from mesh_style.losses import ContentLoss, chroma_smoothness, total_variation, widened
+from mesh_style.losses import ContentLoss, SeamLoss, chroma_smoothness, total_variation, widened
 from mesh_style.shader import ViewCache, facing_weighted, shade
 from mesh_style.schema import active_style_layers
+from mesh_style.seams import SeamTaps
 from mesh_style.style import Paintings
 from mesh_style.style_losses import StyleLoss
 from mesh_style.textures import TextureLayout, TexturePyramid, texel_footprint
@@ -37,6 +38,7 @@ class Objective(nn.Module):
             (see :func:`~mesh_style.shader.facing_weighted`); 0: every pixel alike.
         chroma_edge: the chroma step beyond which the chroma smoothness cost flattens out
             (see :func:`~mesh_style.losses.chroma_smoothness`).
+        seam: colour agreement across the UV seams, or None (no seams).
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class Objective(nn.Module):
         background: torch.Tensor | None,
         facing_power: float,
         chroma_edge: float,
+        seam: SeamLoss | None = None,
     ) -> None:
         super().__init__()
         self.extractor = extractor
@@ -55,6 +58,7 @@ class Objective(nn.Module):
         self.register_buffer("background", background)
         self.facing_power = facing_power
         self.chroma_edge = chroma_edge
+        self.seam = seam
 
     def forward(self, texels: torch.Tensor, cache: ViewCache, view_ids: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-view losses ``{"style": (N,), "content": (N,), "chroma": (N,)}`` of views ``view_ids`` of ``cache``."""
@@ -95,13 +99,15 @@ def build_objective(
     cache: ViewCache,
     cfg: DictConfig,
     background: torch.Tensor,
+    seams: SeamTaps | None = None,
 ) -> Objective:
     """Targets computed once for every view of ``cache``: the paintings' statistics (of the kind
     ``cfg.style_kind``), the mesh masks at each layer's resolution and the original texture's
     content features.
 
     ``cfg`` is the ``loss`` config group; ``background`` the render's, used where
-    ``cfg.background`` is ``render`` (``mean``: each view's mean mesh colour).
+    ``cfg.background`` is ``render`` (``mean``: each view's mean mesh colour); ``seams`` the
+    points along the mesh's UV seams (None: no seam loss).
     """
     layer_weights = active_style_layers(cfg)
     background = background if cfg.background == "render" else None
@@ -111,7 +117,8 @@ def build_objective(
         cfg.content_layer,
         content_targets(extractor, texels, cache, background, cfg.content_layer, chunk=cfg.eval_chunk),
     )
-    return Objective(extractor, style, content, background, cfg.facing_power, cfg.chroma_edge)
+    seam = SeamLoss(seams).to(texels.device) if seams is not None and len(seams) else None
+    return Objective(extractor, style, content, background, cfg.facing_power, cfg.chroma_edge, seam)
 
 
 class MovingAverage:
@@ -183,18 +190,22 @@ class TextureOptimizer:
         style, content = losses["style"].mean(), losses["content"].mean()
         tv = total_variation(self.pyramid.layout.unflatten(texels))
         chroma = losses["chroma"].mean()
+        seam = self.objective.seam(texels) if self.objective.seam is not None else tv.new_zeros(())
         total = (
             self.loss_cfg.style_weight * style
             + self.loss_cfg.content_weight * content
             + self.loss_cfg.tv_weight * tv
             + self.loss_cfg.chroma_weight * chroma
+            + self.loss_cfg.seam_weight * seam
         )
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         self.optimizer.step()
         if self.average is not None:
             self.average.update(texels)  # the texels this step scored: the last step's update is left out
-        return {"total": total.item(), "style": style.item(), "content": content.item(), "tv": tv.item(), "chroma": chroma.item()}
+        return {
+            "total": total.item(), "style": style.item(), "content": content.item(), "tv": tv.item(), "chroma": chroma.item(), "seam": seam.item(),
+        }
 
     def texels(self) -> torch.Tensor:
         """The result so far: ``(T, 3)`` texels in [0, 1], the steps' moving average where there is one."""

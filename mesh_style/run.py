@@ -31,6 +31,7 @@ from mesh_style.optimize import Objective, build_objective, optimize
 from mesh_style.quality import FIGURE_LAYERS, colour_distance, speckle, structure, style_distance
 from mesh_style.rasterizer import rasterize
 from mesh_style.schema import active_style_layers, texture_size, validate
+from mesh_style.seams import level_seams, seam_taps
 from mesh_style.shader import ViewCache, build_view_cache, shade, shown_colours
 from mesh_style.style import Paintings, load_style, match_colours, recoloured, transport_colours
 from mesh_style.textures import blur_chroma_texels, fill_unseen_texels, seen_texels
@@ -97,6 +98,8 @@ def pick_device(name: str) -> torch.device:
 AUTO_TEXTURE_MAX = 2048
 #: Texels per rendered pixel side above which a run warns that the texture is far finer than the renders.
 FAR_FINER = 4.0
+#: Rendered pixels over which the seam levelling's correction fades into each UV chart.
+SEAM_REACH = 4.0
 
 
 def resize_texture(texture: torch.Tensor, size: tuple[int, int] | int | None) -> torch.Tensor:
@@ -323,7 +326,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             targets = dataclasses.replace(paintings, images=[recoloured(image, seen_colours) for image in paintings.images])
         elif cfg.style.recolour_start:  # ARF: the original in the paintings' palette is where it starts and what it keeps
             start = match_colours(original, seen_colours, paintings.pixels())
-        objective = build_objective(extractor, targets, start, cache, cfg.loss, background)
+        seams = seam_taps(mesh)
+        objective = build_objective(extractor, targets, start, cache, cfg.loss, background, seams)
 
     with timer("optimize"):
         checkpoint = Checkpoint(out_dir / CHECKPOINT_FILE, cfg.optim.checkpoint_every, trajectory_settings(cfg))
@@ -338,6 +342,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             keep_luma = cfg.style.recolour_end_luma == "keep"
             moved = transport_colours(texels, shown_colours(texels, train_cache), paintings.pixels(), keep_luma, seed=cfg.seed)
             texels = texels.lerp(moved, cfg.style.recolour_end)
+        footprints = [f or 1.0 for f in material_footprints(mesh, train_cache)]
         # Texels no bank view sees never received a gradient: fill them from their surroundings.
         seen = seen_texels(train_cache.index, train_cache.weight, mesh.layout.num_texels)
         texels = fill_unseen_texels(texels, seen, mesh.layout, cfg.export.gutter)
@@ -345,8 +350,10 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             # The style loss leaves colour noise at the renders' pixel scale, busier than any painting's
             # (speckle, seen close up); the strokes are in the luma, which stays. After the filling, so
             # that the blur reads each UV island's own colours across its edges.
-            sigmas = [cfg.style.chroma_blur * (f or 1.0) for f in material_footprints(mesh, train_cache)]
-            texels = blur_chroma_texels(texels, mesh.layout, sigmas)
+            texels = blur_chroma_texels(texels, mesh.layout, [cfg.style.chroma_blur * f for f in footprints])
+        # Those steps act on each UV chart alone and open the seams again: close them, the correction
+        # fading into the charts over a few rendered pixels.
+        texels = level_seams(texels, seams, mesh.layout.sizes, [SEAM_REACH * f for f in footprints])
         texels = quantize(texels)
 
     with timer("evaluate"):
