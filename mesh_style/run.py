@@ -351,9 +351,10 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             # (speckle, seen close up); the strokes are in the luma, which stays. After the filling, so
             # that the blur reads each UV island's own colours across its edges.
             texels = blur_chroma_texels(texels, mesh.layout, [cfg.style.chroma_blur * f for f in footprints])
-        # Those steps act on each UV chart alone and open the seams again: close them, the correction
-        # fading into the charts over a few rendered pixels.
-        texels = level_seams(texels, seams, mesh.layout.sizes, [SEAM_REACH * f for f in footprints])
+        if cfg.loss.seam_weight > 0:
+            # Those steps act on each UV chart alone and open the seams again: close them, the correction
+            # fading into the charts over a few rendered pixels.
+            texels = level_seams(texels, seams, mesh.layout.sizes, [SEAM_REACH * f for f in footprints])
         texels = quantize(texels)
 
     with timer("evaluate"):

@@ -134,7 +134,8 @@ class LossConfig:
     chroma_edge: float = setting(0.05, "chroma step (Cb/Cr) beyond which that smoothness costs less and less: colour edges survive",
                                  above=0, hint="large (e.g. 10) = plain L1, which merges colour regions")
     seam_weight: float = setting(300.0, "colour agreement across UV seams (where two charts of the atlas meet on the surface): "
-                                 "no step of colour along them", low=0, hint="0 turns it off")
+                                 "no step of colour along them; the seams are also levelled after the loop", low=0,
+                                 hint="0 turns both off")
     style_kind: str = setting("gram", "gram | w2 (mean and covariance) | swd (sliced Wasserstein) | nnfm (nearest neighbours)",
                               choices=STYLE_KINDS)
     content_layer: str = setting("relu4_2", "VGG layer whose features the content loss compares")
