@@ -24,7 +24,7 @@ from mesh_style.backbone import LuminanceOnly, VGGFeatures, backbone_dtype, load
 from mesh_style.checkpoint import Checkpoint, trajectory_settings
 from mesh_style.errors import MeshStyleError
 from mesh_style.export import export_scene, staged_outputs, write_history, write_json, write_reference_views
-from mesh_style.images import beside, grey, image_grid, save_gif, tensor_to_pil, texture_compare
+from mesh_style.images import beside, grey, image_grid, quantize, save_gif, tensor_to_pil, texture_compare
 from mesh_style.layout import CHECKPOINT_FILE, RESULT_DIR
 from mesh_style.mesh import Mesh, load_mesh
 from mesh_style.optimize import Objective, build_objective, optimize
@@ -147,11 +147,6 @@ def reference_renders(
     cache = render_cache(mesh, views, unlit, device)
     rgb = shade(texels, cache, torch.zeros(3, device=device))
     return torch.cat([rgb, cache.mask[:, None].to(rgb)], 1)
-
-
-def quantize(texels: torch.Tensor) -> torch.Tensor:
-    """Round to 8 bits, as the exported PNGs will be, so that evaluation sees the exported texture."""
-    return torch.round(texels * 255.0) / 255.0
 
 
 def evaluate(

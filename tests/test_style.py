@@ -7,7 +7,7 @@ from PIL import Image
 
 from mesh_style import schema
 from mesh_style.errors import MeshStyleError
-from mesh_style.images import blur_chroma, chroma, keep_chroma, luminance
+from mesh_style.images import blur_chroma, chroma, keep_chroma, luminance, quantize
 from mesh_style.style import load_style, recoloured, transport_colours
 
 
@@ -123,6 +123,25 @@ def test_blur_chroma_keeps_the_luma_and_strokes_and_smooths_colour_noise():
     assert residual.std() < 0.25 * noise[6:58][:, inside].std()
     assert residual.abs().mean() < 0.01  # the two hues are kept, not mixed
     assert torch.equal(blur_chroma(image, 0.0), image)
+
+
+def test_quantize_picks_the_8_bit_colour_nearest_in_chroma():
+    """By hand: (10.4, 10.4, 10.6) levels rounds per channel to (10, 10, 11), a blue tint (error
+    (−0.4, −0.4, 0.4): Cb 0.40); (10, 10, 10) leaves Cb −0.10, Cr 0.02 and wins. On random colours:
+    8-bit levels within one of the input, exact levels kept, less chroma error than rounding."""
+    assert torch.equal(quantize(torch.tensor([10.4, 10.4, 10.6]) / 255) * 255, torch.tensor([10.0, 10.0, 10.0]))
+    torch.manual_seed(0)
+    colours = torch.rand(4096, 3)
+    levels = quantize(colours) * 255
+    assert torch.allclose(levels, levels.round(), atol=1e-4) and levels.min() >= 0 and levels.max() <= 255
+    assert ((levels - colours * 255).abs() < 1).all()
+    exact = torch.randint(0, 256, (256, 3)).float() / 255
+    assert torch.equal(quantize(exact), exact)
+
+    def chroma_error(q: torch.Tensor) -> torch.Tensor:
+        return chroma((q - colours).T[None, :, :, None]).square().sum(1).mean().sqrt()
+
+    assert chroma_error(quantize(colours)) < 0.85 * chroma_error((colours * 255).round() / 255)
 
 
 def test_recoloured_takes_the_colour_mean_and_covariance_of_the_pixels():
