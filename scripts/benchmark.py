@@ -47,6 +47,7 @@ from mesh_style.textures import texel_footprint  # noqa: E402
 from mesh_style.style import Paintings  # noqa: E402
 from mesh_style.rasterizer import rasterize_pytorch3d  # noqa: E402
 from mesh_style.run import render_cache  # noqa: E402
+from mesh_style.seams import seam_taps  # noqa: E402
 from mesh_style.shader import build_view_cache  # noqa: E402
 from mesh_style.views import sample_views  # noqa: E402
 from mesh_style.zbuffer import rasterize_zbuffer  # noqa: E402
@@ -129,7 +130,8 @@ def step_setup(mesh: Mesh, size: int, per_step: int, dtype: torch.dtype):
     extractor = load_backbone("vgg16_hed", layers)[0].to(dtype)
     style = Paintings([torch.rand(1, 3, cfg.style.size, cfg.style.size)], [1.0])
     background = torch.ones(3)
-    objective = build_objective(extractor, style, mesh.layout.flatten(mesh.textures), cache, cfg.loss, background)
+    # The CLI's objective, the seam loss along the UV seams included.
+    objective = build_objective(extractor, style, mesh.layout.flatten(mesh.textures), cache, cfg.loss, background, seam_taps(mesh))
     return cfg, bank, cache, extractor, objective
 
 
