@@ -108,8 +108,11 @@ class SeamLoss(nn.Module):
 
     def __init__(self, taps: SeamTaps) -> None:
         super().__init__()
-        for name in ("index_a", "weight_a", "index_b", "weight_b"):
-            self.register_buffer(name, getattr(taps, name).clone())
+        # int64 once here rather than in every step's gather.
+        self.register_buffer("index_a", taps.index_a.long())
+        self.register_buffer("weight_a", taps.weight_a.clone())
+        self.register_buffer("index_b", taps.index_b.long())
+        self.register_buffer("weight_b", taps.weight_b.clone())
 
     def forward(self, texels: torch.Tensor) -> torch.Tensor:
         """``texels (T, 3)`` → scalar (0 without seams)."""

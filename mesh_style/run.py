@@ -321,7 +321,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             targets = dataclasses.replace(paintings, images=[recoloured(image, seen_colours) for image in paintings.images])
         elif cfg.style.recolour_start:  # ARF: the original in the paintings' palette is where it starts and what it keeps
             start = match_colours(original, seen_colours, paintings.pixels())
-        seams = seam_taps(mesh)
+        seams = seam_taps(mesh) if cfg.loss.seam_weight > 0 else None
         objective = build_objective(extractor, targets, start, cache, cfg.loss, background, seams)
 
     with timer("optimize"):
@@ -346,10 +346,10 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             # (speckle, seen close up); the strokes are in the luma, which stays. After the filling, so
             # that the blur reads each UV island's own colours across its edges.
             texels = blur_chroma_texels(texels, mesh.layout, [cfg.style.chroma_blur * f for f in footprints])
-        if cfg.loss.seam_weight > 0:
+        if seams is not None:
             # Those steps act on each UV chart alone and open the seams again: close them, the correction
             # fading into the charts over a few rendered pixels.
-            texels = level_seams(texels, seams, mesh.layout.sizes, [SEAM_REACH * f for f in footprints])
+            texels = level_seams(texels, seams, mesh.layout, [SEAM_REACH * f for f in footprints])
         texels = quantize(texels)
 
     with timer("evaluate"):

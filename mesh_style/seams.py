@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from mesh_style.mesh import Mesh
-from mesh_style.textures import bilinear_taps
+from mesh_style.textures import TextureLayout, bilinear_taps, gather_bilinear
 
 #: Positions closer than this (the mesh's normalised frame: a unit bounding sphere) are one point.
 WELD = 1e-5
@@ -97,10 +97,7 @@ def seam_taps(mesh: Mesh, spacing: float = 1.0) -> SeamTaps:
     return SeamTaps(index_a, weight_a, index_b, weight_b)
 
 
-
-def level_seams(
-    texels: torch.Tensor, taps: SeamTaps, sizes: tuple[tuple[int, int], ...], reach: list[float], iterations: int = 100
-) -> torch.Tensor:
+def level_seams(texels: torch.Tensor, taps: SeamTaps, layout: TextureLayout, reach: list[float], iterations: int = 100) -> torch.Tensor:
     """``texels (T, 3)`` plus the smoothest correction that makes the two sides of every seam agree
     (seam levelling, Lempitsky & Ivanov 2007).
 
@@ -113,9 +110,9 @@ def level_seams(
     preconditioned conjugate gradients (the problem is quadratic).
 
     Args:
-        texels: flat textures of ``sizes`` (:class:`~mesh_style.textures.TextureLayout`).
+        texels: ``(T, 3)`` flat textures laid out by ``layout``.
         taps: the points along the seams (:func:`seam_taps`).
-        sizes: ``(H_m, W_m)`` of every material's texture.
+        layout: where each material's texture lives in ``texels``.
         reach: per material, how far in texels the correction fades.
         iterations: conjugate-gradient iterations.
     """
@@ -123,31 +120,29 @@ def level_seams(
         return texels
     device = texels.device
     index_a, index_b = taps.index_a.long().to(device), taps.index_b.long().to(device)
-    weight_a, weight_b = taps.weight_a.to(device)[..., None], taps.weight_b.to(device)[..., None]
-    counts = [h * w for h, w in sizes]
-    anchor = torch.cat([texels.new_full((n, 1), 1.0 / max(r, 1.0) ** 2) for n, r in zip(counts, reach)])
+    weight_a, weight_b = taps.weight_a.to(device), taps.weight_b.to(device)
+    anchor = layout.flatten([texels.new_full((h, w, 1), 1.0 / max(r, 1.0) ** 2) for (h, w), r in zip(layout.sizes, reach)])
 
     def across(x: torch.Tensor) -> torch.Tensor:  # (T, 3) → (S, 3): side a minus side b
-        return (x[index_a] * weight_a).sum(1) - (x[index_b] * weight_b).sum(1)
+        return gather_bilinear(x, index_a, weight_a) - gather_bilinear(x, index_b, weight_b)
 
     def across_t(r: torch.Tensor) -> torch.Tensor:  # its transpose: (S, 3) → (T, 3)
         out = torch.zeros_like(texels)
-        out.index_add_(0, index_a.reshape(-1), (weight_a * r[:, None]).reshape(-1, 3))
-        out.index_add_(0, index_b.reshape(-1), (-weight_b * r[:, None]).reshape(-1, 3))
+        out.index_add_(0, index_a.reshape(-1), (weight_a[..., None] * r[:, None]).reshape(-1, 3))
+        out.index_add_(0, index_b.reshape(-1), (-weight_b[..., None] * r[:, None]).reshape(-1, 3))
         return out
 
     def laplacian(x: torch.Tensor) -> torch.Tensor:  # Σ over grid neighbours of (x_i - x_j), per texture
         parts = []
-        for chunk, (h, w) in zip(x.split(counts), sizes):
-            image = chunk.view(h, w, 3)
+        for image in layout.unflatten(x):
             out = torch.zeros_like(image)
             dy, dx = image[1:] - image[:-1], image[:, 1:] - image[:, :-1]
             out[1:] += dy
             out[:-1] -= dy
             out[:, 1:] += dx
             out[:, :-1] -= dx
-            parts.append(out.reshape(-1, 3))
-        return torch.cat(parts)
+            parts.append(out)
+        return layout.flatten(parts)
 
     def system(d: torch.Tensor) -> torch.Tensor:
         return SEAM_STIFFNESS * across_t(across(d)) + laplacian(d) + anchor * d

@@ -64,7 +64,7 @@ def test_levelling_closes_a_seam_and_fades_into_the_charts():
     image = texels.view(SIZE, SIZE, 3)
     image[:, : SIZE // 2] = 0.2
     image[:, SIZE // 2 :] = 0.6
-    levelled = level_seams(texels, taps, mesh.layout.sizes, reach=[2.0])
+    levelled = level_seams(texels, taps, mesh.layout, reach=[2.0])
     before, after = SeamLoss(taps)(texels).item(), SeamLoss(taps)(levelled).item()
     assert after < 0.02 * before
     change = (levelled - texels).abs().view(SIZE, SIZE, 3)[..., 0]
@@ -73,7 +73,7 @@ def test_levelling_closes_a_seam_and_fades_into_the_charts():
     assert change[14, 4] > 0.1 and change[14, 12] > 0.1
     assert change[2, 4].item() < 0.1 * change[14, 4].item()
     # No seams: nothing to do.
-    assert torch.equal(level_seams(texels, seam_taps(split_quad(0.0)), mesh.layout.sizes, [2.0]), texels)
+    assert torch.equal(level_seams(texels, seam_taps(split_quad(0.0)), mesh.layout, [2.0]), texels)
 
 
 def test_the_fuze_atlas_seams_agree_after_a_real_run(tmp_path):
