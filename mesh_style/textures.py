@@ -182,7 +182,30 @@ class TexturePyramid(nn.Module):
 
 def _resize(level: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Bilinear upsampling of a ``(1, C, h, w)`` level to ``size``; a full-size level passes through."""
-    return level if level.shape[-2:] == size else F.interpolate(level, size=size, mode="bilinear", align_corners=False)
+    if level.shape[-2:] == size:
+        return level
+    if level.is_cuda:
+        # CUDA's upsample_bilinear2d backward adds every output's gradient atomically into the 4
+        # input texels it read: a mip of 8² texels under a 2048² texture takes 2¹⁸ additions per
+        # texel in series (measured on an H100: 25 ms a level, 73 % of a preset=quality step).
+        return resize_separable(level, size)
+    return F.interpolate(level, size=size, mode="bilinear", align_corners=False)
+
+
+def resize_separable(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``F.interpolate(image, size, mode="bilinear", align_corners=False)`` of an ``(N, C, h, w)``
+    image as two 1-D passes (rows, then columns): the same values, and a backward pass whose
+    scatters meet at most ``2 · out / in`` times per texel instead of ``4 · (out / in)²``."""
+    for dim, n_out in ((2, size[0]), (3, size[1])):
+        n_in = image.shape[dim]
+        # PyTorch's half-pixel convention: source coordinate (i + 0.5) · in / out − 0.5, clamped at 0.
+        exact = torch.promote_types(image.dtype, torch.float32)  # as F.interpolate computes it
+        source = ((torch.arange(n_out, device=image.device, dtype=exact) + 0.5) * (n_in / n_out) - 0.5).clamp_min(0)
+        below = source.long()
+        above = (below + 1).clamp_max(n_in - 1)
+        weight = (source - below).to(image.dtype).view(-1, *([1] * (image.dim() - 1 - dim)))
+        image = torch.lerp(image.index_select(dim, below), image.index_select(dim, above), weight)
+    return image
 
 
 def seen_texels(index: torch.Tensor, weight: torch.Tensor, num_texels: int) -> torch.Tensor:

@@ -56,7 +56,8 @@ def assert_agree(verts: torch.Tensor, faces: torch.Tensor, cameras, size: int, d
     """The CPU z-buffer agrees with PyTorch3D's rasteriser run on ``device`` (binned on a GPU): same
     face for >= 99.5 % of pixels, barycentrics within 1e-4 where the face agrees."""
     on = torch.device(device)
-    reference = rasterize_pytorch3d(verts.to(on), faces.to(on), cameras.to(on), size)
+    # .clone(): a PyTorch3D camera's .to() moves the object itself, and the z-buffer below reads it on the CPU
+    reference = rasterize_pytorch3d(verts.to(on), faces.to(on), cameras.clone().to(on), size)
     pix_to_face, bary = reference.pix_to_face.cpu(), reference.bary.cpu()
     ours = zbuffer.rasterize_zbuffer(verts, faces, cameras, size)
     same = ours.pix_to_face == pix_to_face

@@ -1,9 +1,10 @@
 """Bilinear taps, REPEAT wrapping and the texture pyramid."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
-from mesh_style.textures import TextureLayout, TexturePyramid, bilinear_taps, gather_bilinear, texel_footprint
+from mesh_style.textures import TextureLayout, TexturePyramid, bilinear_taps, gather_bilinear, resize_separable, texel_footprint
 
 
 def _sample(texture: torch.Tensor, uv: list[list[float]]) -> torch.Tensor:
@@ -107,3 +108,16 @@ def test_coarser_levels_are_scaled_by_the_decay():
     with torch.no_grad():
         pyramid.params[2].fill_(1.0)  # the coarsest level, 8×8
     assert torch.allclose(pyramid(), torch.sigmoid(torch.tensor(0.25)).expand(32 * 32, 3), atol=1e-6)
+
+
+@pytest.mark.parametrize(("source", "size"), [((4, 6), (64, 96)), ((5, 3), (17, 40)), ((32, 32), (48, 40))])
+def test_the_separable_resize_is_bilinear_upsampling_values_and_gradients(source, size):
+    """The CUDA path's two 1-D passes give F.interpolate's values and gradients (odd factors too)."""
+    image = torch.rand(1, 3, *source, dtype=torch.float64, requires_grad=True)
+    weights = torch.rand(1, 3, *size, dtype=torch.float64)
+    reference = F.interpolate(image, size=size, mode="bilinear", align_corners=False)
+    (grad_reference,) = torch.autograd.grad((reference * weights).sum(), image)
+    ours = resize_separable(image, size)
+    (grad_ours,) = torch.autograd.grad((ours * weights).sum(), image)
+    assert torch.allclose(ours, reference, atol=1e-12)
+    assert torch.allclose(grad_ours, grad_reference, atol=1e-10)
