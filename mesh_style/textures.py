@@ -10,6 +10,7 @@ centres sit at ``(i + 0.5) / W``, and UVs outside [0, 1] wrap around (REPEAT).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -188,8 +189,21 @@ def _resize(level: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         # CUDA's upsample_bilinear2d backward adds every output's gradient atomically into the 4
         # input texels it read: a mip of 8² texels under a 2048² texture takes 2¹⁸ additions per
         # texel in series (measured on an H100: 25 ms a level, 73 % of a preset=quality step).
+        # On the CPU, which has no such contention, F.interpolate is 2-3× faster than the two passes.
         return resize_separable(level, size)
     return F.interpolate(level, size=size, mode="bilinear", align_corners=False)
+
+
+@functools.lru_cache(maxsize=64)  # the same few (in, out) pairs every step: computed once per run
+def _axis_taps(n_in: int, n_out: int, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For each of ``n_out`` samples along an axis of ``n_in``: the ``(n_out,)`` indices below and
+    above it and its ``(n_out,)`` weight towards the one above."""
+    # PyTorch's half-pixel convention: source coordinate (i + 0.5) · in / out − 0.5, clamped at 0,
+    # computed in the precision F.interpolate uses for this dtype.
+    exact = torch.promote_types(dtype, torch.float32)
+    source = ((torch.arange(n_out, device=device, dtype=exact) + 0.5) * (n_in / n_out) - 0.5).clamp_min(0)
+    below = source.long()
+    return below, (below + 1).clamp_max(n_in - 1), (source - below).to(dtype)
 
 
 def resize_separable(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -197,13 +211,8 @@ def resize_separable(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
     image as two 1-D passes (rows, then columns): the same values, and a backward pass whose
     scatters meet at most ``2 · out / in`` times per texel instead of ``4 · (out / in)²``."""
     for dim, n_out in ((2, size[0]), (3, size[1])):
-        n_in = image.shape[dim]
-        # PyTorch's half-pixel convention: source coordinate (i + 0.5) · in / out − 0.5, clamped at 0.
-        exact = torch.promote_types(image.dtype, torch.float32)  # as F.interpolate computes it
-        source = ((torch.arange(n_out, device=image.device, dtype=exact) + 0.5) * (n_in / n_out) - 0.5).clamp_min(0)
-        below = source.long()
-        above = (below + 1).clamp_max(n_in - 1)
-        weight = (source - below).to(image.dtype).view(-1, *([1] * (image.dim() - 1 - dim)))
+        below, above, weight = _axis_taps(image.shape[dim], n_out, image.device, image.dtype)
+        weight = weight.view(-1, *([1] * (image.dim() - 1 - dim)))
         image = torch.lerp(image.index_select(dim, below), image.index_select(dim, above), weight)
     return image
 
