@@ -240,7 +240,7 @@ def optimize(
         MeshStyleError: a loss became NaN or infinite (the last checkpoint is kept).
     """
     layout = TextureLayout(tuple((im.shape[0], im.shape[1]) for im in images))
-    footprint = texel_footprint(cache.index, cache.weight, cache.footprint, layout.num_texels)
+    footprint = texel_footprint(cache.index, cache.weight, cache.footprint, layout)
     optimizer = TextureOptimizer(images, objective, footprint, loss_cfg, cfg, chroma_of)
     generator = torch.Generator().manual_seed(seed)
     history: list[dict[str, float]] = []

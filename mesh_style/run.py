@@ -34,7 +34,7 @@ from mesh_style.schema import active_style_layers, texture_size, validate
 from mesh_style.seams import level_seams, seam_taps
 from mesh_style.shader import ViewCache, build_view_cache, shade, shown_colours
 from mesh_style.style import Paintings, load_style, match_colours, recoloured, transport_colours
-from mesh_style.textures import blur_chroma_texels, fill_unseen_texels, seen_texels
+from mesh_style.textures import blur_chroma_texels, fill_unseen_texels, seen_texels, taught_texels, texel_footprint
 from mesh_style.views import Views, sample_views, turntable_views
 
 log = logging.getLogger(__name__)
@@ -338,8 +338,13 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             moved = transport_colours(texels, shown_colours(texels, train_cache), paintings.pixels(), keep_luma, seed=cfg.seed)
             texels = texels.lerp(moved, cfg.style.recolour_end)
         footprints = [f or 1.0 for f in material_footprints(mesh, train_cache)]
-        # Texels no bank view sees never received a gradient: fill them from their surroundings.
-        seen = seen_texels(train_cache.index, train_cache.weight, mesh.layout.num_texels)
+        # Texels the renders never taught kept their initial colour: fill them from their surroundings.
+        # Between the sparse texels that a minified view reads, the level of detail taught the rest.
+        seen = taught_texels(
+            seen_texels(train_cache.index, train_cache.weight, mesh.layout.num_texels),
+            texel_footprint(train_cache.index, train_cache.weight, train_cache.footprint, mesh.layout),
+            mesh.layout,
+        )
         texels = fill_unseen_texels(texels, seen, mesh.layout, cfg.export.gutter)
         if chroma_of is None and cfg.style.chroma_blur > 0:
             # The style loss leaves colour noise at the renders' pixel scale, busier than any painting's

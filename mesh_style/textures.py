@@ -87,18 +87,49 @@ def gather_bilinear(texels: torch.Tensor, index: torch.Tensor, weight: torch.Ten
     return (taps * weight.unsqueeze(-1)).sum(-2)
 
 
-def texel_footprint(index: torch.Tensor, weight: torch.Tensor, footprint: torch.Tensor, num_texels: int) -> torch.Tensor:
-    """Texels per pixel side of the finest pixel that reads each texel: ``(T,)``, 1 where none does.
+def texel_footprint(index: torch.Tensor, weight: torch.Tensor, footprint: torch.Tensor, layout: TextureLayout) -> torch.Tensor:
+    """Texels per pixel side of the finest pixel that reads each texel: ``(T,)``.
+
+    A pixel covering ``f × f`` texels reads only the four around its centre, so a minified view
+    reads a sparse grid of texels (one in ``f²``); the texels between them take the footprint of
+    the read texels around them (push-pull of ``log2 f``), so that the level of detail, and with it
+    what the renders teach (:func:`taught_texels`), is continuous over the surface. 1 in a material
+    that no pixel reads.
 
     Args:
         index, weight: ``(P, 4)`` bilinear taps of cached pixels.
         footprint: ``(P,)`` texels per pixel side of each pixel (``ViewCache.footprint``).
-        num_texels: ``T``.
+        layout: the materials' texture sizes.
     """
     read = weight > 0
-    finest = footprint.new_full((num_texels,), float("inf"))
+    finest = footprint.new_full((layout.num_texels,), float("inf"))
     finest.scatter_reduce_(0, index[read].long(), footprint[:, None].expand_as(index)[read], "amin")
-    return torch.where(finest.isinf(), torch.ones_like(finest), finest)
+    images = []
+    for image in layout.unflatten(finest[:, None]):
+        known = image[..., 0].isfinite()
+        log_f = torch.where(known, image[..., 0], torch.ones_like(image[..., 0])).log2()
+        images.append(push_pull(log_f[None], known)[0, ..., None].exp2())
+    return layout.flatten(images)[:, 0]
+
+
+def taught_texels(seen: torch.Tensor, footprint: torch.Tensor, layout: TextureLayout) -> torch.Tensor:
+    """``(T,)`` bool: the texels that the renders taught, those some view reads (``seen``, ``(T,)``
+    bool) and, where the footprint (:func:`texel_footprint`) is ``f ≥ 2``, every texel within
+    ``2^⌊log2 f⌋ − 1`` texels (Chebyshev) of one. A minified view's reads lie ``f`` texels apart, and
+    the level of detail (:class:`TexturePyramid`) made the texels between them of the same stuff;
+    that reach, about ``f / 2`` to ``f``, closes those gaps and goes about as far past a chart's edge
+    as a rendered pixel does. The rest kept their initial colour and need filling."""
+    taught = []
+    for mask, f in zip(layout.unflatten(seen[:, None]), layout.unflatten(footprint[:, None])):
+        level = torch.log2(f[..., 0]).floor()
+        out, grown = mask[..., 0].clone(), mask[..., 0].to(f.dtype)[None, None]
+        for k in range(1, int(level.max().item()) + 1):
+            # 3×3 max-pools with doubling dilation: within 1, 3, 7, ... texels at 9 reads a texel each.
+            d = 2 ** (k - 1)
+            grown = F.max_pool2d(F.pad(grown, (d, d, d, d)), 3, stride=1, dilation=d)
+            out |= (grown[0, 0] > 0) & (level == k)
+        taught.append(out[..., None])
+    return layout.flatten(taught)[:, 0]
 
 
 class TexturePyramid(nn.Module):

@@ -139,7 +139,7 @@ def our_step_seconds(mesh: Mesh, size: int, per_step: int, pairs: int, dtype: to
     """Seconds per optimisation step, seconds of VGG forward+backward alone on a batch of the same
     size, and the median ratio of the two, from ``pairs`` steps each timed next to one VGG pass."""
     cfg, _, cache, extractor, objective = step_setup(mesh, size, per_step, dtype)
-    footprint = texel_footprint(cache.index, cache.weight, cache.footprint, mesh.layout.num_texels)
+    footprint = texel_footprint(cache.index, cache.weight, cache.footprint, mesh.layout)
     optimizer = TextureOptimizer(mesh.textures, objective, footprint, cfg.loss, cfg.optim)
     view_ids = torch.arange(per_step)
     images = torch.rand(per_step, 3, size, size, requires_grad=True)

@@ -4,7 +4,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mesh_style.textures import TextureLayout, TexturePyramid, bilinear_taps, gather_bilinear, resize_separable, texel_footprint
+from mesh_style.textures import (
+    TextureLayout,
+    TexturePyramid,
+    bilinear_taps,
+    gather_bilinear,
+    resize_separable,
+    seen_texels,
+    taught_texels,
+    texel_footprint,
+)
 
 
 def _sample(texture: torch.Tensor, uv: list[list[float]]) -> torch.Tensor:
@@ -95,10 +104,33 @@ def test_level_of_detail_follows_each_texels_footprint():
 
 
 def test_texel_footprint_is_the_finest_pixel_that_reads_each_texel():
+    layout = TextureLayout(((1, 7), (2, 2)))
     index = torch.tensor([[0, 1, 2, 3], [2, 3, 4, 5]], dtype=torch.int32)
     weight = torch.tensor([[0.25, 0.25, 0.25, 0.25], [0.5, 0.5, 0.0, 0.0]])
-    footprint = texel_footprint(index, weight, torch.tensor([3.0, 2.0]), 7)
-    assert footprint.tolist() == [3.0, 3.0, 2.0, 2.0, 1.0, 1.0, 1.0]  # 4, 5: weight 0 or unread
+    footprint = texel_footprint(index, weight, torch.tensor([3.0, 2.0]), layout)
+    assert footprint[:4].tolist() == [3.0, 3.0, 2.0, 2.0]
+    # 4 (weight 0) and 5, 6 (unread) take their read neighbours' footprints; nothing reads material 1.
+    assert ((footprint[4:7] >= 2.0) & (footprint[4:7] <= 3.0)).all()
+    assert footprint[7:].tolist() == [1.0] * 4
+
+
+def test_a_minified_view_teaches_the_texels_between_those_it_reads():
+    """Pixels 8 texels wide read a 2×2 texel cluster every 8 texels over the top half of a 64² texture:
+    all of that half takes their footprint and is taught, up to 7 texels past the last read row, so
+    the fill after the loop leaves it alone (it used to rebuild it as a mosaic of 8-texel blocks)."""
+    layout = TextureLayout(((64, 64),))
+    corners = [8 * (64 * i + j) + 64 * 3 + 3 for i in range(4) for j in range(8)]  # rows 3, 11, ..., 27
+    index = torch.tensor([[c, c + 1, c + 64, c + 65] for c in corners], dtype=torch.int32)
+    weight = torch.full((len(corners), 4), 0.25)
+    footprint = texel_footprint(index, weight, torch.full((len(corners),), 8.0), layout)
+    assert torch.allclose(footprint, torch.tensor(8.0))
+    seen = seen_texels(index, weight, layout.num_texels)
+    assert seen.float().mean() == 4 * len(corners) / 64**2
+    taught = taught_texels(seen, footprint, layout).view(64, 64)
+    assert taught[:32].all()  # the last read row is 28: 7 texels past it is row 35
+    assert not taught[36:].any()
+    # Where the footprint is below 2 the reads are dense: nothing is taught but what is read.
+    assert torch.equal(taught_texels(seen, torch.full_like(footprint, 1.9), layout), seen)
 
 
 def test_coarser_levels_are_scaled_by_the_decay():
