@@ -340,12 +340,12 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         footprints = [f or 1.0 for f in material_footprints(mesh, train_cache)]
         # Texels the renders never taught kept their initial colour: fill them from their surroundings.
         # Between the sparse texels that a minified view reads, the level of detail taught the rest.
-        seen = taught_texels(
+        taught = taught_texels(
             seen_texels(train_cache.index, train_cache.weight, mesh.layout.num_texels),
             texel_footprint(train_cache.index, train_cache.weight, train_cache.footprint, mesh.layout),
             mesh.layout,
         )
-        texels = fill_unseen_texels(texels, seen, mesh.layout, cfg.export.gutter)
+        texels = fill_unseen_texels(texels, taught, mesh.layout, cfg.export.gutter)
         if chroma_of is None and cfg.style.chroma_blur > 0:
             # The style loss leaves colour noise at the renders' pixel scale, busier than any painting's
             # (speckle, seen close up); the strokes are in the luma, which stays. After the filling, so
@@ -401,7 +401,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             "views": {"optimized": len(bank), "held_out": len(held_out)},
             "held_out": {"before": before, "after": after, "style_loss_reduction": reduction},
             "quality": figures,
-            "texels_seen_fraction": seen.float().mean().item(),
+            "texels_seen_fraction": taught.float().mean().item(),
             "final_train_loss": history[-1] if history else None,
             "seconds": timer.seconds,
             "total_seconds": time.perf_counter() - started,

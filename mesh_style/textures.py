@@ -91,7 +91,7 @@ def texel_footprint(index: torch.Tensor, weight: torch.Tensor, footprint: torch.
     """Texels per pixel side of the finest pixel that reads each texel: ``(T,)``.
 
     A pixel covering ``f × f`` texels reads only the four around its centre, so a minified view
-    reads a sparse grid of texels (one in ``f²``); the texels between them take the footprint of
+    reads a sparse grid of texels (about four in ``f²``); the texels between them take the footprint of
     the read texels around them (push-pull of ``log2 f``), so that the level of detail, and with it
     what the renders teach (:func:`taught_texels`), is continuous over the surface. 1 in a material
     that no pixel reads.
@@ -124,7 +124,7 @@ def taught_texels(seen: torch.Tensor, footprint: torch.Tensor, layout: TextureLa
         level = torch.log2(f[..., 0]).floor()
         out, grown = mask[..., 0].clone(), mask[..., 0].to(f.dtype)[None, None]
         for k in range(1, int(level.max().item()) + 1):
-            # 3×3 max-pools with doubling dilation: within 1, 3, 7, ... texels at 9 reads a texel each.
+            # 3×3 max-pools of doubling dilation grow the reads by 1, 3, 7, ... texels, 9 reads a texel each.
             d = 2 ** (k - 1)
             grown = F.max_pool2d(F.pad(grown, (d, d, d, d)), 3, stride=1, dilation=d)
             out |= (grown[0, 0] > 0) & (level == k)
