@@ -33,7 +33,7 @@ from mesh_style.rasterizer import rasterize
 from mesh_style.schema import active_style_layers, texture_size, validate
 from mesh_style.seams import level_seams, seam_taps
 from mesh_style.shader import ViewCache, build_view_cache, shade, shown_colours
-from mesh_style.style import Paintings, load_style, match_colours, recoloured, transport_colours
+from mesh_style.style import Paintings, load_style, recolour_layout_kept, recoloured, transport_colours
 from mesh_style.textures import blur_chroma_texels, fill_unseen_texels, seen_texels, taught_texels, texel_footprint
 from mesh_style.views import Views, sample_views, turntable_views
 
@@ -320,7 +320,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         elif cfg.style.colour == "preserve":  # histogram: the paintings in the colours the renders show
             targets = dataclasses.replace(paintings, images=[recoloured(image, seen_colours) for image in paintings.images])
         elif cfg.style.recolour_start:  # ARF: the original in the paintings' palette is where it starts and what it keeps
-            start = match_colours(original, seen_colours, paintings.pixels())
+            start = recolour_layout_kept(original, seen_colours, paintings.pixels())
         seams = seam_taps(mesh) if cfg.loss.seam_weight > 0 else None
         objective = build_objective(extractor, targets, start, cache, cfg.loss, background, seams)
 

@@ -84,7 +84,7 @@ class StyleConfig:
     )
     recolour_start: bool = setting(
         True, "start from (and keep the layout of) the original recoloured to the painting's colour mean and covariance "
-        "(ARF); colour=transfer only"
+        "(ARF), its light and dark in their order (luma mapped alone); colour=transfer only"
     )
     recolour_end: float = setting(
         1.0, "move the result's colours this far (0-1) onto the paintings' whole colour distribution, their minority hues "

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
-from mesh_style.images import keep_chroma, pil_to_tensor, read_image, resize_long_side
+from mesh_style.images import keep_chroma, luminance, pil_to_tensor, read_image, resize_long_side
 from mesh_style.schema import blend_weights, style_paths
 
 
@@ -50,6 +50,23 @@ def match_colours(rows: torch.Tensor, source: torch.Tensor, target: torch.Tensor
     2016, "Preserving color"), clamped to [0, 1]."""
     transform = _sqrt_psd(torch.cov(target.T), 0.5) @ _sqrt_psd(torch.cov(source.T), -0.5)
     return ((rows - source.mean(0)) @ transform.T.to(rows) + target.mean(0)).clamp(0, 1)
+
+
+def recolour_layout_kept(rows: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Colours ``rows (R, 3)`` in the palette of ``target (Q, 3)``, light and dark in their order:
+    the chroma of :func:`match_colours` (``source (P, 3)``'s colour mean and covariance taken to the
+    target's), the luma ``rows``'s own with ``source``'s luma mean and deviation taken to the target's.
+
+    :func:`match_colours` alone mixes the channels, so its luma is not the original's (an orange and
+    navy palette turns a bright blue sky darker than a dark red tower), and that start, which the
+    content loss keeps, has lost part of the layout before the first step. An affine map of the luma
+    keeps light and dark in order; matching the luma's whole distribution instead would stretch a
+    nearly flat texture's small differences (the Duck's yellow) into the painting's full range.
+    """
+    luma = [luminance(x.T[None, :, :, None]).reshape(-1) for x in (rows, source, target)]
+    scale = luma[2].std() / luma[1].std().clamp_min(1e-6)
+    grey = (luma[2].mean() + scale * (luma[0] - luma[1].mean())).unsqueeze(1).expand_as(rows)
+    return keep_chroma(grey, match_colours(rows, source, target))
 
 
 def recoloured(image: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ from PIL import Image
 from mesh_style import schema
 from mesh_style.errors import MeshStyleError
 from mesh_style.images import blur_chroma, chroma, keep_chroma, luminance, quantize
-from mesh_style.style import load_style, recoloured, transport_colours
+from mesh_style.style import load_style, match_colours, recolour_layout_kept, recoloured, transport_colours
 
 
 def _gradient(mode_size=(40, 20)) -> np.ndarray:
@@ -167,6 +167,39 @@ def _pale_ramp() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 def _column(rows: torch.Tensor) -> torch.Tensor:
     """``(R, 3)`` colours as a ``(1, 3, R, 1)`` image, for the image colour functions."""
     return rows.T[None, :, :, None]
+
+
+def test_recolour_layout_kept_maps_the_luma_by_hand():
+    """Greys of luma 0.2, 0.4, 0.6 (mean 0.4, deviation 0.2) onto a palette of greys 0.5 and 0.7
+    (mean 0.6, deviation 0.1414): lumas 0.6 + 0.7071 · (−0.2, 0, 0.2), and still grey."""
+    rows = torch.tensor([0.2, 0.4, 0.6])[:, None].expand(3, 3)
+    palette = torch.tensor([0.5, 0.7])[:, None].expand(2, 3)
+    expected = torch.tensor([0.4586, 0.6, 0.7414])[:, None].expand(3, 3)
+    assert torch.allclose(recolour_layout_kept(rows, rows, palette), expected, atol=1e-4)
+
+
+def test_recolour_layout_kept_keeps_light_and_dark_where_the_covariance_match_swaps_them():
+    """A photo's bright blue sky and dark red tower, recoloured to an orange and navy palette: the
+    mean-and-covariance match alone turns the sky darker than the tower (the layout the content
+    loss then keeps is gone); the layout-kept start keeps the sky brighter, in the match's hues."""
+    generator = torch.Generator().manual_seed(0)
+
+    def around(*colours: list[float]) -> torch.Tensor:
+        return torch.cat([torch.tensor(c) + 0.03 * torch.randn(500, 3, generator=generator) for c in colours]).clamp(0, 1)
+
+    photo, palette = around([0.55, 0.7, 0.95], [0.7, 0.15, 0.1]), around([0.95, 0.5, 0.1], [0.1, 0.15, 0.35])
+
+    def sky_minus_tower(rows: torch.Tensor) -> float:
+        luma = luminance(_column(rows))[0, :, 0]
+        return float(luma[:500].mean() - luma[500:].mean())
+
+    assert sky_minus_tower(match_colours(photo, photo, palette)) < 0
+    kept = recolour_layout_kept(photo, photo, palette)
+    assert sky_minus_tower(kept) > 0.3
+    # The hues are the covariance match's, desaturated only where its chroma does not fit the new luma.
+    hue, matched_hue = (chroma(_column(x))[0, :, :, 0].T for x in (kept, match_colours(photo, photo, palette)))
+    assert (torch.cosine_similarity(hue, matched_hue) > 0.999).all()
+    assert (hue.norm(dim=1) <= matched_hue.norm(dim=1) + 1e-5).all()
 
 
 def test_transport_colours_gives_a_pale_texture_the_paintings_two_hues_by_rank():
