@@ -109,7 +109,7 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def luminance(images: torch.Tensor) -> torch.Tensor:
-    """``(N, 3, H, W)`` RGB → ``(N, H, W)`` Rec. 601 luma."""
+    """``(N, 3, H, W)`` RGB → ``(N, H, W)`` Rec. 601 luma; channels are dim 1, so ``(T, 3)`` rows give ``(T,)``."""
     return 0.299 * images[:, 0] + 0.587 * images[:, 1] + 0.114 * images[:, 2]
 
 

@@ -63,7 +63,7 @@ def recolour_layout_kept(rows: torch.Tensor, source: torch.Tensor, target: torch
     keeps light and dark in order; matching the luma's whole distribution instead would stretch a
     nearly flat texture's small differences (the Duck's yellow) into the painting's full range.
     """
-    luma = [luminance(x.T[None, :, :, None]).reshape(-1) for x in (rows, source, target)]
+    luma = [luminance(x) for x in (rows, source, target)]
     scale = luma[2].std() / luma[1].std().clamp_min(1e-6)
     grey = (luma[2].mean() + scale * (luma[0] - luma[1].mean())).unsqueeze(1).expand_as(rows)
     return keep_chroma(grey, match_colours(rows, source, target))
