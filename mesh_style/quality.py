@@ -69,6 +69,21 @@ def figure_grams(extractor: VGGFeatures, images: torch.Tensor, positions: torch.
     return grams
 
 
+def style_distance_per_layer(
+    extractor: VGGFeatures, images: torch.Tensor, mask: torch.Tensor | None, painting: torch.Tensor, over_mask: bool = False
+) -> dict[str, float]:
+    """``{layer: mean over views of ‖G(x) − G(s)‖² / ‖G(s)‖²}`` at :data:`FIGURE_LAYERS`: which
+    scale of the painting an image is missing (arguments as :func:`style_distance`)."""
+    if mask is not None:
+        images = fill_background(images, mask)
+    ours = figure_grams(extractor, images, mask if over_mask else None)
+    target = figure_grams(extractor, painting)
+    return {
+        layer: float(((ours[layer] - target[layer]).square().sum((1, 2)) / target[layer].square().sum()).mean())
+        for layer in FIGURE_LAYERS
+    }
+
+
 def style_distance(
     extractor: VGGFeatures, images: torch.Tensor, mask: torch.Tensor | None, painting: torch.Tensor, over_mask: bool = False
 ) -> float:
@@ -82,15 +97,7 @@ def style_distance(
         over_mask: Gram matrices over the mask's positions only, as the training's style loss
             (default: over every position, the filled background included).
     """
-    if mask is not None:
-        images = fill_background(images, mask)
-    ours = figure_grams(extractor, images, mask if over_mask else None)
-    target = figure_grams(extractor, painting)
-    total = torch.zeros(len(images))
-    for layer in FIGURE_LAYERS:
-        t = target[layer]
-        total += (ours[layer] - t).square().sum((1, 2)).cpu() / t.square().sum().cpu()
-    return float(total.mean())
+    return sum(style_distance_per_layer(extractor, images, mask, painting, over_mask).values())
 
 
 def colour_distance(pixels: torch.Tensor, painting_pixels: torch.Tensor, seed: int = 0) -> float:

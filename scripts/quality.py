@@ -30,6 +30,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,7 +47,9 @@ from mesh_style.layout import RESULT_DIR
 from mesh_style.losses import total_variation
 from mesh_style.mesh import load_mesh
 from mesh_style.optimize import build_objective, optimize
-from mesh_style.quality import FIGURE_LAYERS, busyness, colour_distance, fill_background, structure, style_distance
+from mesh_style.quality import (
+    FIGURE_LAYERS, busyness, colour_distance, fill_background, structure, style_distance, style_distance_per_layer,
+)
 from mesh_style.run import render_cache, run
 from mesh_style.shader import ViewCache, shade
 from mesh_style.style import Paintings, load_style
@@ -103,16 +106,18 @@ def plane_pixels(cfg: DictConfig) -> int:
 
 def image_figures(
     image: torch.Tensor, photo: torch.Tensor, painting: torch.Tensor, extractor: torch.nn.Module, mask: torch.Tensor | None = None
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """The figures of a 2D image ``(1, 3, h, w)`` against the image it started from, over the mesh
     ``mask (1, h, w)`` (None: every pixel); speckle at 4× the image against the painting at 4× its
-    size (as the close-ups of a render)."""
+    size (as the close-ups of a render); ``style_distance_per_layer`` holds the style distance's terms."""
     up = lambda x: F.interpolate(x, scale_factor=4, mode="bilinear", align_corners=False)  # noqa: E731
     pixels = torch.ones(1, *image.shape[-2:], dtype=torch.bool) if mask is None else mask
     # Eroded by a pixel first: the upsampling blends each pixel with its neighbours, off the mesh too.
     close_mask = None if mask is None else up(-F.max_pool2d(-mask[:, None].float(), 3, stride=1, padding=1))[:, 0] > 0.5
+    layers = style_distance_per_layer(extractor, image, mask, painting)
     return {
-        "style_distance": style_distance(extractor, image, mask, painting),
+        "style_distance": sum(layers.values()),
+        "style_distance_per_layer": layers,
         "structure": structure(image, photo, pixels),
         "colour_distance": colour_distance(image.permute(0, 2, 3, 1)[pixels], painting[0].flatten(1).T),
         "speckle": busyness(up(image), close_mask) / busyness(up(painting)),
@@ -403,19 +408,21 @@ def table(results: list[dict]) -> str:
         )
     sections = {
         "texture_2d": ("Plane at the scale the renders see it (texture vs 2D references, same network):",
-                       ("texture_2d", "gatys_2d", "own_objective_2d"), (*FIGURES, "framed_style_distance")),
+                       ("texture_2d", "gatys_2d", "own_objective_2d"), (*FIGURES, "framed_style_distance", *FIGURE_LAYERS)),
         "view_2d": ("Meshes, their first held-out view at the training size (the result's render vs 2D Gatys on the original's):",
                     ("view_2d", "gatys_2d"), FIGURES),
     }
     for key, (title, names, figures) in sections.items():
         entries = [e for e in results if key in e]
         if entries:
-            lines += ["", title, "", "| case | config | image | " + " | ".join(f.replace("_", " ") for f in figures) + " |",
+            header = [f if f in FIGURE_LAYERS else f.replace("_", " ") for f in figures]  # a layer: its term of the style distance
+            lines += ["", title, "", "| case | config | image | " + " | ".join(header) + " |",
                       "| --- " * (3 + len(figures)) + "|"]
             for e in entries:
                 for name in names:
                     if name in e:
-                        lines.append(f"| {e['case']} | {e['config']} | {name} | " + " | ".join(fmt(e[name][k]) for k in figures) + " |")
+                        values = {**e[name], **e[name].get("style_distance_per_layer", {})}
+                        lines.append(f"| {e['case']} | {e['config']} | {name} | " + " | ".join(fmt(values[k]) for k in figures) + " |")
     return "\n".join(lines)
 
 

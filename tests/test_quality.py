@@ -11,7 +11,9 @@ from conftest import DEVICES, compose_config, shared_file
 from mesh_style.backbone import load_backbone
 from mesh_style.images import keep_chroma, pil_to_tensor, quantize, read_image, resize_long_side
 from mesh_style.mesh import load_mesh
-from mesh_style.quality import FIGURE_LAYERS, busyness, colour_distance, fill_background, speckle, structure, style_distance
+from mesh_style.quality import (
+    FIGURE_LAYERS, busyness, colour_distance, fill_background, speckle, structure, style_distance, style_distance_per_layer,
+)
 from mesh_style.run import render_cache, run
 from mesh_style.shader import shade
 from mesh_style.views import sample_views
@@ -100,6 +102,35 @@ def test_fill_background_uses_the_mean_mesh_colour():
     mask[0, :2] = True
     filled = fill_background(image, mask)
     assert torch.allclose(filled, torch.tensor([0.2, 0.4, 0.6]).view(1, 3, 1, 1).expand(1, 3, 4, 4))
+
+
+class PowerFeatures(torch.nn.Module):
+    """A stand-in for VGG whose k-th figure layer is the image to the power k + 1."""
+
+    dtype = torch.float32
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {layer: images ** (k + 1) for k, layer in enumerate(FIGURE_LAYERS)}
+
+
+def test_style_distance_per_layer_by_hand_and_its_sum():
+    """A flat image at half a flat white painting's value: at layer k its features are 0.5^(k+1)
+    where the painting's are 1, every Gram entry (0.25^(k+1) against 1) / C, so the term is
+    (1 − 0.25^(k+1))²: 0.5625, 0.8789, 0.9690, 0.9922; the style distance is their sum, and the
+    plane's table prints each term."""
+    painting = torch.ones(1, 3, 8, 8)
+    image = 0.5 * painting
+    terms = style_distance_per_layer(PowerFeatures(), image, None, painting)
+    assert list(terms) == list(FIGURE_LAYERS)
+    assert list(terms.values()) == pytest.approx([(1 - 0.25 ** (k + 1)) ** 2 for k in range(4)], rel=1e-6)
+    assert style_distance(PowerFeatures(), image, None, painting) == pytest.approx(sum(terms.values()), rel=1e-6)
+    assert style_distance_per_layer(PowerFeatures(), painting, None, painting) == pytest.approx(dict.fromkeys(FIGURE_LAYERS, 0.0))
+    figures = {"style_distance": sum(terms.values()), "style_distance_per_layer": terms, "structure": 1.0, "colour_distance": 0.1,
+               "speckle": 0.5, "framed_style_distance": 2.0}
+    row = {"case": "plane_starry", "config": "fast", "seconds": 1.0, "original": figures, "result": figures, "texture_2d": figures}
+    printed = quality_script.table([row])
+    assert "| relu1_2 | relu2_2 | relu3_3 | relu4_3 |" in printed
+    assert "| 0.562 | 0.879 | 0.969 | 0.992 |" in printed
 
 
 @pytest.mark.slow
