@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from omegaconf import DictConfig
@@ -226,11 +226,14 @@ def optimize(
     chroma_of: torch.Tensor | None = None,
     checkpoint: Checkpoint | None = None,
     resume: bool = False,
+    recolour: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    recolour_at: int = 0,
 ) -> tuple[torch.Tensor, list[dict[str, float]]]:
     """``cfg.steps`` steps of :class:`TextureOptimizer`, each on ``views_per_step`` views of ``cache``
     (the optimisation bank) drawn at random without replacement; ``seed`` seeds their order;
     ``chroma_of`` as in :class:`TextureOptimizer`. Saves into ``checkpoint`` when it is due and, with
-    ``resume``, continues from the one saved there.
+    ``resume``, continues from the one saved there. With ``recolour``, after ``recolour_at`` steps
+    the result so far ``(T, 3)`` is replaced by ``recolour(result)`` and the steps go on from it.
 
     Returns:
         The optimised ``(T, 3)`` texels in [0, 1] (the steps' moving average, where ``cfg.average``
@@ -260,6 +263,9 @@ def optimize(
                     initial=len(history), total=cfg.steps)
     every = max(1, cfg.steps // 10)
     for step in progress:
+        if recolour is not None and step == recolour_at:
+            # A fresh optimiser: Adam's moments and the moving average would pull back to the old colours.
+            optimizer = TextureOptimizer(layout.unflatten(recolour(optimizer.texels())), objective, footprint, loss_cfg, cfg, chroma_of)
         view_ids = torch.randperm(len(cache), generator=generator)[:views_per_step].to(cache.mask.device)
         losses = optimizer.step(cache, view_ids)
         if not math.isfinite(losses["total"]):  # name the term that blew up, where one did

@@ -326,17 +326,24 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
 
     with timer("optimize"):
         checkpoint = Checkpoint(out_dir / CHECKPOINT_FILE, cfg.optim.checkpoint_every, trajectory_settings(cfg))
-        texels, history = optimize(
-            mesh.layout.unflatten(start), objective, train_cache, cfg.loss, cfg.optim, min(cfg.views.per_step, len(bank)), cfg.seed, chroma_of,
-            checkpoint, cfg.resume,
-        )
-        if cfg.style.colour == "transfer" and cfg.style.recolour_end > 0:
+        palette = cfg.style.colour == "transfer" and cfg.style.recolour_end > 0
+
+        def to_palette(texels: torch.Tensor) -> torch.Tensor:
             # The objective settles near the paintings' dominant hue (a Gram matrix is nearly met by one
             # colour); their minority hues come back only by moving the colours the renders show. With
             # "keep" only hue and saturation move: the strokes and the layout, in the luma, stay.
             keep_luma = cfg.style.recolour_end_luma == "keep"
             moved = transport_colours(texels, shown_colours(texels, train_cache), paintings.pixels(), keep_luma, seed=cfg.seed)
-            texels = texels.lerp(moved, cfg.style.recolour_end)
+            return texels.lerp(moved, cfg.style.recolour_end)
+
+        # Moved part-way too, the last steps place the palette's hues (the move alone turns texel-scale
+        # light and dark into hue: speckle) and the move at the end has less to do.
+        texels, history = optimize(
+            mesh.layout.unflatten(start), objective, train_cache, cfg.loss, cfg.optim, min(cfg.views.per_step, len(bank)), cfg.seed, chroma_of,
+            checkpoint, cfg.resume, to_palette if palette and cfg.style.recolour_mid > 0 else None, round(cfg.style.recolour_mid * cfg.optim.steps),
+        )
+        if palette:
+            texels = to_palette(texels)
         footprints = [f or 1.0 for f in material_footprints(mesh, train_cache)]
         # Texels the renders never taught kept their initial colour: fill them from their surroundings.
         # Between the sparse texels that a minified view reads, the level of detail taught the rest.

@@ -8,6 +8,7 @@ import logging
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 
 import mesh_style
@@ -112,6 +113,33 @@ def test_recolour_end_brings_the_result_closer_to_the_paintings_colours(tmp_path
         assert figures[moved]["colour_distance"] < 0.7 * figures["off"]["colour_distance"], figures
     assert figures["keep"]["structure"] == pytest.approx(figures["off"]["structure"], abs=0.02), figures
     assert figures["move"]["structure"] < figures["keep"]["structure"] - 0.02, figures
+
+
+def test_recolour_mid_moves_the_colours_once_and_the_steps_go_on_from_them(make_cfg, vase_glb, style_png):
+    """``optimize``'s recolour hook (``style.recolour_mid``): called once, after ``recolour_at``
+    steps, with the result so far (exactly what a run that stops there returns); the remaining steps
+    start from what it returns (at a tiny step size they stay there); never called at the end."""
+    cfg = make_cfg(f"mesh.path={vase_glb}", f"style.path={style_png}", *TINY, "optim.steps=4", "optim.lr=1e-4")
+    mesh = load_mesh(cfg.mesh)
+    cache = render_cache(mesh, sample_views(cfg.views, cfg.seed)[0], cfg.render, torch.device("cpu"))
+    extractor = load_backbone("vgg16_hed", sorted({*cfg.loss.style_layers, cfg.loss.content_layer}))[0]
+    objective = build_objective(extractor, load_style(cfg.style), mesh.layout.flatten(mesh.textures), cache, cfg.loss, torch.ones(3))
+    calls = []
+
+    def recolour(texels: torch.Tensor) -> torch.Tensor:
+        calls.append(texels.clone())
+        return torch.full_like(texels, 0.3)
+
+    def steps(count: int, at: int) -> tuple[torch.Tensor, list]:
+        optim_cfg = OmegaConf.merge(cfg.optim, {"steps": count})
+        return optimize(mesh.textures, objective, cache, cfg.loss, optim_cfg, 2, cfg.seed, recolour=recolour, recolour_at=at)
+
+    two, _ = steps(2, at=2)
+    assert not calls  # at the end: that is recolour_end's move, not this one
+    four, history = steps(4, at=2)
+    assert len(calls) == 1 and torch.equal(calls[0], two)
+    assert len(history) == 4
+    assert (four - 0.3).abs().max() < 1e-3
 
 
 def test_a_loss_that_blows_up_stops_the_run_and_keeps_the_last_finite_checkpoint(tmp_path, make_cfg, vase_glb, style_png, monkeypatch):
