@@ -278,6 +278,27 @@ def test_recolour_end_brings_the_paintings_palette_and_keeps_the_layout(tmp_path
 
 
 @pytest.mark.slow
+def test_recolour_mid_lowers_the_fuzes_speckle_and_brings_its_palette_closer(tmp_path, make_cfg):
+    """The default ``style.recolour_mid`` (the palette move also two thirds in, the steps going on
+    from it) against none, with the real weights on the photo-textured fuze × The Scream, small
+    (``preset=fast``, 96² renders, 60 steps): the close-up speckle falls by at least 5 % (1.23 →
+    1.10 measured), the colours come closer to the painting's and the style gain does not fall
+    (0.865 → 0.874)."""
+    def fuze(*overrides: str) -> dict:
+        cfg = make_cfg(
+            f"mesh.path={shared_file('meshes/fuze.obj')}", f"style.path={shared_file('styles/the_scream.jpg')}", "backbone.name=vgg16_hed",
+            "preset=fast", "render.image_size=96", "optim.steps=60", "export.formats=[glb]", "export.turntable.frames=0", *overrides,
+        )
+        return run(cfg, tmp_path / "-".join(overrides or ["default"]))["quality"]
+
+    figures = {"off": fuze("style.recolour_mid=0"), "default": fuze()}
+    off, default = figures["off"], figures["default"]
+    assert default["result"]["speckle"] <= 0.95 * off["result"]["speckle"], figures
+    assert default["result"]["colour_distance"] < off["result"]["colour_distance"], figures
+    assert default["style_gain"] >= off["style_gain"] - 0.005, figures
+
+
+@pytest.mark.slow
 def test_style_weight_sweeps_from_the_photo_to_the_painting(tmp_path, make_cfg):
     """The α/β knob works: each tenfold step of ``loss.style_weight`` moves the strokes towards the
     painting's (lower style distance of the greyscale renders) and away from the photo's layout
