@@ -91,8 +91,9 @@ class StyleConfig:
         "(and, with recolour_end_luma=move, their darks and brights) by sliced optimal transport; colour=transfer only", low=0, high=1
     )
     recolour_mid: float = setting(
-        0.67, "also move the colours so onto the palette once this fraction of optim.steps is done, and go on from "
-        "there: the remaining steps rebuild the fine detail the move disturbs (0 or 1: only at the end)", low=0, high=1
+        0.67, "also make recolour_end's move once this fraction of optim.steps is done; the remaining steps go on from "
+        "the moved colours, placing the palette's hues and smoothing the move's texel-scale noise (0 or 1: only at the end)",
+        low=0, high=1
     )
     recolour_end_luma: str = setting(
         "keep", "keep: each texel keeps its light and dark, only hue and saturation move (layout and strokes stay) | "
