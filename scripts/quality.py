@@ -13,7 +13,7 @@ the renders see it (``framed_style_distance``). For the other meshes, classic
 Gatys is applied to the original's first held-out view at the training size (background filled
 with the mean mesh colour, as in training) and compared with the result's render of that view.
 
-    python scripts/quality.py                       # everything (about two hours on a 2-core CPU)
+    python scripts/quality.py                       # everything (1-2 hours on a 2-core CPU in float32, 26 min with AMX)
     python scripts/quality.py --cases plane_starry --configs default -- optim.steps=100
     python scripts/quality.py --cases duck_starry --configs fast --kinds gram,w2,swd,nnfm   # style losses
     python scripts/quality.py --controls             # colour preservation, blends, loss=fine/coarse
