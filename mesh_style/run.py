@@ -374,7 +374,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             preview = beside(preview, tensor_to_pil(image[0].permute(1, 2, 0)))
         reference = reference_renders(mesh, held_out, texels, cfg.render, cfg.export.reference_size, device)
         figures = quality_figures(mesh, held_out, cache.select(eval_ids), {"original": original, "result": texels}, paintings, cfg, device)
-        for distance, gain in (("style_distance", "style_gain"), ("mesh_style_distance", "mesh_style_gain")):
+        for distance, gain in (
+            ("style_distance", "style_gain"), ("mesh_style_distance", "mesh_style_gain"), ("grey_style_distance", "grey_style_gain"),
+        ):
             if figures["original"][distance]:
                 figures[gain] = 1.0 - figures["result"][distance] / figures["original"][distance]
 

@@ -17,6 +17,7 @@ with the mean mesh colour, as in training) and compared with the result's render
     python scripts/quality.py --cases plane_starry --configs default -- optim.steps=100
     python scripts/quality.py --cases duck_starry --configs fast --kinds gram,w2,swd,nnfm   # style losses
     python scripts/quality.py --controls             # colour preservation, blends, loss=fine/coarse
+    python scripts/quality.py --no-2d optim.steps=0  # the palette alone: what the optimisation adds to it
 """
 
 from __future__ import annotations
@@ -352,12 +353,12 @@ def style_controls(out_dir: Path, extractor: torch.nn.Module, extra: list[str]) 
         start = time.perf_counter()
         quality = run(cfg, out)["quality"]
         seconds = time.perf_counter() - start
-        o, r = quality["original"], quality["result"]
+        r = quality["result"]
         result_path = out / RESULT_DIR / f"{mesh_path.stem}_stylized.glb"
         images, mask = held_out_renders(cfg, result_path, cfg.render.image_size)
         entries[name] = {
             "style_gain": quality.get("style_gain"),
-            "grey_style_gain": 1 - r["grey_style_distance"] / o["grey_style_distance"],
+            "grey_style_gain": quality.get("grey_style_gain"),
             "structure": r["structure"],
             "colour_distance": r["colour_distance"],
             "colour_distance_to_original": r["colour_distance_to_original"],
@@ -396,15 +397,15 @@ def style_controls(out_dir: Path, extractor: torch.nn.Module, extra: list[str]) 
 
 def table(results: list[dict]) -> str:
     lines = [
-        "| case | config | style distance (original → result) | style gain | on the mesh | structure | colour distance (original → result) "
-        "| speckle | s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| case | config | style distance (original → result) | style gain | on the mesh | in grey | structure "
+        "| colour distance (original → result) | speckle | s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for e in results:
         o, r = e["original"], e["result"]
         lines.append(
             f"| {e['case']} | {e['config']} | {fmt(o['style_distance'])} → {fmt(r['style_distance'])} | {fmt(e.get('style_gain'))} "
-            f"| {fmt(e.get('mesh_style_gain'))} | {fmt(r['structure'])} | {fmt(o['colour_distance'])} → {fmt(r['colour_distance'])} | {fmt(r['speckle'])} | {e['seconds']:.0f} |"
+            f"| {fmt(e.get('mesh_style_gain'))} | {fmt(e.get('grey_style_gain'))} | {fmt(r['structure'])} | {fmt(o['colour_distance'])} → {fmt(r['colour_distance'])} | {fmt(r['speckle'])} | {e['seconds']:.0f} |"
         )
     sections = {
         "texture_2d": ("Plane at the scale the renders see it (texture vs 2D references, same network):",
