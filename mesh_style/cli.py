@@ -231,7 +231,8 @@ examples:
 settings (key=default):
 {settings}
 presets (applied last): preset=fast (CPU-sized), preset=quality (GPU-sized)
-loss options: loss=fine (small brush strokes), loss=coarse (large brush strokes)
+loss options: loss=fine (small brush strokes), loss=coarse (large brush strokes), loss=nnfm (ARF's recipe),
+  loss=gatys (Gatys et al.'s objective: bolder swirls, less of the original's detail)
 more: mesh-style --cfg job (every value), --hydra-help (Hydra's own options), --version
 """
 

@@ -138,13 +138,20 @@ def framed_style_distance(image: torch.Tensor, painting: torch.Tensor, extractor
     return style_distance(extractor, frame, mask, painting, over_mask=True)
 
 
+#: Classic Gatys's objective (``loss=gatys`` in configs/loss/gatys.yaml is the same on the mesh).
+GATYS_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+GATYS_CONTENT_LAYER = "relu4_2"
+GATYS_STYLE_WEIGHT = 1e4
+GATYS_TV_WEIGHT = 1e-3
+
+
 def classic_gatys(photo: torch.Tensor, painting: torch.Tensor, iterations: int = 200) -> torch.Tensor:
     """Gatys et al. with the offline VGG16: L-BFGS (history 50) from the photo; loss = content
     (relu4_2) + 10⁴ · style (relu1_1 … relu4_1) + 10⁻³ · TV, each a relative squared error."""
-    style_layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
-    extractor, _ = load_backbone("vgg16_hed", [*style_layers, "relu4_2"])
+    style_layers = list(GATYS_STYLE_LAYERS)
+    extractor, _ = load_backbone("vgg16_hed", [*style_layers, GATYS_CONTENT_LAYER])
     with torch.no_grad():
-        content_target = extractor(photo)["relu4_2"]
+        content_target = extractor(photo)[GATYS_CONTENT_LAYER]
         style_targets = {k: gram_matrix(v) for k, v in extractor(painting).items() if k in style_layers}
     # A flat parameter: the channels-last trunk hands back channels-last gradients, which L-BFGS cannot view.
     flat = photo.flatten().clone().requires_grad_(True)
@@ -154,12 +161,12 @@ def classic_gatys(photo: torch.Tensor, painting: torch.Tensor, iterations: int =
         optimizer.zero_grad()
         image = flat.view_as(photo)
         features = extractor(image)
-        content = (features["relu4_2"] - content_target).square().mean() / content_target.square().mean()
+        content = (features[GATYS_CONTENT_LAYER] - content_target).square().mean() / content_target.square().mean()
         style = sum(
             (gram_matrix(features[k]) - t).square().mean() / t.square().mean() for k, t in style_targets.items()
         ) / len(style_layers)
         tv = total_variation([image[0].permute(1, 2, 0)])
-        loss = content + 1e4 * style + 1e-3 * tv
+        loss = content + GATYS_STYLE_WEIGHT * style + GATYS_TV_WEIGHT * tv
         loss.backward()
         return loss
 

@@ -15,6 +15,7 @@ from mesh_style.quality import (
     FIGURE_LAYERS, busyness, colour_distance, fill_background, speckle, structure, style_distance, style_distance_per_layer,
 )
 from mesh_style.run import render_cache, run
+from mesh_style.schema import active_style_layers
 from mesh_style.shader import shade
 from mesh_style.views import sample_views
 
@@ -317,6 +318,18 @@ def test_style_weight_sweeps_from_the_photo_to_the_painting(tmp_path, make_cfg):
         assert stronger["grey_style_distance"] < 0.95 * weaker["grey_style_distance"], runs
         assert stronger["structure"] < weaker["structure"], runs
     assert runs[-1]["style_distance"] < 0.9 * runs[0]["style_distance"], runs
+
+
+def test_loss_gatys_is_the_classic_2d_references_objective():
+    """``loss=gatys`` puts on the mesh exactly the objective of make quality's classic Gatys."""
+    cfg = compose_config("mesh.path=m.glb", "style.path=s.jpg", "loss=gatys").loss
+    layers = active_style_layers(cfg)
+    assert tuple(sorted(layers)) == quality_script.GATYS_STYLE_LAYERS
+    assert len(set(layers.values())) == 1  # alike, as the reference's mean over its layers
+    assert cfg.content_layer == quality_script.GATYS_CONTENT_LAYER
+    assert cfg.style_weight / cfg.content_weight == quality_script.GATYS_STYLE_WEIGHT
+    assert cfg.tv_weight / cfg.content_weight == quality_script.GATYS_TV_WEIGHT
+    assert cfg.chroma_weight == 0
 
 
 @pytest.mark.slow
