@@ -321,7 +321,8 @@ def test_style_weight_sweeps_from_the_photo_to_the_painting(tmp_path, make_cfg):
 
 
 def test_loss_gatys_is_the_classic_2d_references_objective():
-    """``loss=gatys`` puts on the mesh exactly the objective of make quality's classic Gatys."""
+    """``loss=gatys`` gives the mesh the layers, weights and terms of make quality's classic Gatys (the seam
+    term and the colour steps of the pipeline stay; the chroma term is off)."""
     cfg = compose_config("mesh.path=m.glb", "style.path=s.jpg", "loss=gatys").loss
     layers = active_style_layers(cfg)
     assert tuple(sorted(layers)) == quality_script.GATYS_STYLE_LAYERS
