@@ -148,11 +148,10 @@ GATYS_TV_WEIGHT = 1e-3
 def classic_gatys(photo: torch.Tensor, painting: torch.Tensor, iterations: int = 200) -> torch.Tensor:
     """Gatys et al. with the offline VGG16: L-BFGS (history 50) from the photo; loss = content
     (relu4_2) + 10⁴ · style (relu1_1 … relu4_1) + 10⁻³ · TV, each a relative squared error."""
-    style_layers = list(GATYS_STYLE_LAYERS)
-    extractor, _ = load_backbone("vgg16_hed", [*style_layers, GATYS_CONTENT_LAYER])
+    extractor, _ = load_backbone("vgg16_hed", [*GATYS_STYLE_LAYERS, GATYS_CONTENT_LAYER])
     with torch.no_grad():
         content_target = extractor(photo)[GATYS_CONTENT_LAYER]
-        style_targets = {k: gram_matrix(v) for k, v in extractor(painting).items() if k in style_layers}
+        style_targets = {k: gram_matrix(v) for k, v in extractor(painting).items() if k in GATYS_STYLE_LAYERS}
     # A flat parameter: the channels-last trunk hands back channels-last gradients, which L-BFGS cannot view.
     flat = photo.flatten().clone().requires_grad_(True)
     optimizer = torch.optim.LBFGS([flat], max_iter=iterations, history_size=50)
@@ -164,7 +163,7 @@ def classic_gatys(photo: torch.Tensor, painting: torch.Tensor, iterations: int =
         content = (features[GATYS_CONTENT_LAYER] - content_target).square().mean() / content_target.square().mean()
         style = sum(
             (gram_matrix(features[k]) - t).square().mean() / t.square().mean() for k, t in style_targets.items()
-        ) / len(style_layers)
+        ) / len(GATYS_STYLE_LAYERS)
         tv = total_variation([image[0].permute(1, 2, 0)])
         loss = content + GATYS_STYLE_WEIGHT * style + GATYS_TV_WEIGHT * tv
         loss.backward()
