@@ -232,7 +232,8 @@ settings (key=default):
 {settings}
 presets (applied last): preset=fast (CPU-sized), preset=quality (GPU-sized)
 loss options: loss=fine (small brush strokes), loss=coarse (large brush strokes), loss=nnfm (ARF's recipe),
-  loss=gatys (Gatys et al.'s objective: bolder swirls, less of the original's detail)
+  loss=gatys (Gatys et al.'s objective: bolder swirls, less of the original's detail),
+  loss=strokes (textured objects: short strokes instead of a crackle, layout and logos kept)
 more: mesh-style --cfg job (every value), --hydra-help (Hydra's own options), --version
 """
 
