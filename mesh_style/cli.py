@@ -233,7 +233,8 @@ settings (key=default):
 presets (applied last): preset=fast (CPU-sized), preset=quality (GPU-sized)
 loss options: loss=fine (small brush strokes), loss=coarse (large brush strokes), loss=nnfm (ARF's recipe),
   loss=gatys (Gatys et al.'s objective: bolder swirls, less of the original's detail),
-  loss=strokes (textured objects: short strokes instead of a crackle, layout and logos kept)
+  loss=strokes (textured objects: short strokes instead of a crackle, layout and logos kept;
+    add loss.style_layers.rgb=0.25 on an object without a texture for the painting's palette)
 more: mesh-style --cfg job (every value), --hydra-help (Hydra's own options), --version
 """
 
