@@ -137,6 +137,21 @@ def test_style_distance_per_layer_by_hand_and_its_sum():
     assert "| 0.562 | 0.879 | 0.969 | 0.992 |" in printed
 
 
+def test_held_out_cases_are_every_other_pairing_and_a_misspelt_case_is_refused():
+    """``scripts/quality.py --cases held_out`` runs each pairing of a mesh and a painting that is not
+    one of the issue's six exactly once, and names the inputs it would read."""
+    benchmark = [quality_script.case_inputs(case) for case in quality_script.CASES]
+    held_out = [quality_script.case_inputs(case) for case in quality_script.case_names("held_out")]
+    assert len(set(held_out)) == len(held_out) == 9 and not set(held_out) & set(benchmark)
+    assert len(set(held_out) | set(benchmark)) == len(quality_script.MESHES) * len(quality_script.PAINTINGS)
+    assert quality_script.case_names("duck_starry,held_out")[:2] == ["duck_starry", "plane_shipwreck"]
+    assert quality_script.case_inputs("fuze_starry") == ("meshes/fuze.obj", "styles/starry_night.jpg")
+    for mesh, painting in held_out:
+        assert shared_file(mesh).is_file() and shared_file(painting).is_file()
+    with pytest.raises(SystemExit, match="unknown case 'duck_sc'"):
+        quality_script.case_inputs("duck_sc")
+
+
 @pytest.mark.slow
 def test_style_distance_with_the_offline_vgg16_on_a_real_painting():
     painting_image = read_image(shared_file("styles/starry_night.jpg"), "painting", "-")
