@@ -360,6 +360,17 @@ def test_loss_strokes_is_gatys_at_a_low_weight_with_a_little_relu5_1():
     assert strokes_layers == gatys_layers
 
 
+def test_preset_fast_takes_the_content_from_a_finer_layer_and_the_users_choice_wins():
+    """At ``preset=fast``'s 128² renders ``relu4_2`` is 16² and lets thin parts go (the plane × The
+    Shipwreck's tower); the preset compares content at ``relu2_2``, the default config keeps
+    ``relu4_2``, and ``loss.content_layer`` on the command line still decides."""
+    overrides = ("mesh.path=m.glb", "style.path=s.jpg")
+    assert compose_config(*overrides).loss.content_layer == "relu4_2"
+    assert compose_config(*overrides, "preset=fast").loss.content_layer == "relu2_2"
+    assert compose_config(*overrides, "preset=fast", "loss.content_layer=relu4_2").loss.content_layer == "relu4_2"
+    assert compose_config(*overrides, "preset=quality").loss.content_layer == "relu4_2"
+
+
 @pytest.mark.slow
 def test_preserving_colour_keeps_the_duck_yellow_and_paints_its_strokes(tmp_path, make_cfg):
     """``style.colour=preserve`` on Duck × Starry Night with the real weights (small): the result's
