@@ -37,16 +37,22 @@ class ContentLoss(nn.Module):
         layer: the VGG layer compared.
         targets: ``(V, C, h, w)`` features of the original texture for every view ``V``; compared in
             their dtype (float32 for a bfloat16 backbone: keep the precision of the loss).
+        weights: ``(V, 1, h, w)`` in [0, 1], how much each feature position counts
+            (``Σ w·(F − T)² / Σ w·T²``), or None: all alike.
     """
 
-    def __init__(self, layer: str, targets: torch.Tensor) -> None:
+    def __init__(self, layer: str, targets: torch.Tensor, weights: torch.Tensor | None = None) -> None:
         super().__init__()
         self.layer = layer
         self.register_buffer("targets", targets.detach().clone())
+        self.register_buffer("root_weights", None if weights is None else weights.detach().to(targets.dtype).sqrt())
 
     def forward(self, features: Mapping[str, torch.Tensor], view_ids: torch.Tensor) -> torch.Tensor:
         """``features {layer: (N, C, h, w)}`` of views ``view_ids (N,)`` → ``(N,)`` loss per view."""
-        return relative_error(features[self.layer].to(self.targets.dtype), self.targets[view_ids])
+        value, target = features[self.layer].to(self.targets.dtype), self.targets[view_ids]
+        if self.root_weights is not None:
+            value, target = value * self.root_weights[view_ids], target * self.root_weights[view_ids]
+        return relative_error(value, target)
 
 
 #: Chroma difference below which :func:`chroma_smoothness` turns quadratic (Charbonnier).

@@ -7,6 +7,7 @@ import math
 from typing import Any, Callable
 
 import torch
+import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import nn
 from tqdm import tqdm
@@ -16,7 +17,7 @@ from mesh_style.checkpoint import Checkpoint
 from mesh_style.errors import MeshStyleError
 from mesh_style.images import keep_chroma
 from mesh_style.losses import ContentLoss, SeamLoss, chroma_smoothness, total_variation, widened
-from mesh_style.shader import ViewCache, facing_weighted, shade
+from mesh_style.shader import ViewCache, facing_weighted, pixel_image, shade
 from mesh_style.schema import active_style_layers
 from mesh_style.seams import SeamTaps
 from mesh_style.style import Paintings
@@ -92,6 +93,27 @@ def content_targets(
         ])).clone()
 
 
+def content_weights(flat: torch.Tensor, cache: ViewCache, size: tuple[int, int]) -> torch.Tensor | None:
+    """How much the content loss holds at each ``size = (h, w)`` position of its layer: ``(V, 1, h, w)``
+    in [0, 1] for the views of ``cache``, or None where every view reads only textured materials.
+
+    A material of one flat colour (``flat``, ``(T,)`` bool per texel) has no layout to keep: the
+    object's look there is its geometry and shading, which the texture cannot change, and holding
+    the renders' features only pulls the painting back towards the flat colour (README Quality,
+    "Untextured parts"). Mesh pixels count by the share of their taps on textured materials,
+    background pixels by the textured share of their view's mesh pixels; each position averages
+    the pixels it covers.
+    """
+    flat_taps = flat[cache.index.long()]
+    if not bool((flat_taps & (cache.weight > 0)).any()):
+        return None
+    textured = (cache.weight * ~flat_taps).sum(1)  # (P,)
+    views = cache.views()
+    share = textured.new_zeros(len(cache)).index_add_(0, views, textured) / cache.start.diff().to(textured.device).clamp_min(1)
+    image = pixel_image(textured - share[views], cache) + share.view(-1, 1, 1, 1)
+    return F.adaptive_avg_pool2d(image, size)
+
+
 def build_objective(
     extractor: VGGFeatures | LuminanceOnly,
     paintings: Paintings,
@@ -100,6 +122,7 @@ def build_objective(
     cfg: DictConfig,
     background: torch.Tensor,
     seams: SeamTaps | None = None,
+    flat: torch.Tensor | None = None,
 ) -> Objective:
     """Targets computed once for every view of ``cache``: the paintings' statistics (of the kind
     ``cfg.style_kind``), the mesh masks at each layer's resolution and the original texture's
@@ -107,16 +130,16 @@ def build_objective(
 
     ``cfg`` is the ``loss`` config group; ``background`` the render's, used where
     ``cfg.background`` is ``render`` (``mean``: each view's mean mesh colour); ``seams`` the
-    points along the mesh's UV seams (None: no seam loss).
+    points along the mesh's UV seams (None: no seam loss); ``flat`` the ``(T,)`` texels of
+    flat-coloured materials, whose layout the content loss does not hold (None: none).
     """
     layer_weights = active_style_layers(cfg)
     background = background if cfg.background == "render" else None
     features = painting_features(extractor, paintings, list(layer_weights))
     style = StyleLoss(cfg.style_kind, features, paintings.weights, layer_weights, cache.mask)
-    content = ContentLoss(
-        cfg.content_layer,
-        content_targets(extractor, texels, cache, background, cfg.content_layer, chunk=cfg.eval_chunk),
-    )
+    targets = content_targets(extractor, texels, cache, background, cfg.content_layer, chunk=cfg.eval_chunk)
+    weights = None if flat is None else content_weights(flat.to(targets.device), cache, tuple(targets.shape[-2:]))
+    content = ContentLoss(cfg.content_layer, targets, weights)
     seam = SeamLoss(seams).to(texels.device) if seams is not None and len(seams) else None
     return Objective(extractor, style, content, background, cfg.facing_power, cfg.chroma_edge, seam)
 

@@ -34,7 +34,7 @@ from mesh_style.schema import active_style_layers, texture_size, validate
 from mesh_style.seams import level_seams, seam_taps
 from mesh_style.shader import ViewCache, build_view_cache, shade, shown_colours
 from mesh_style.style import Paintings, load_style, recolour_layout_kept, recoloured, transport_colours
-from mesh_style.textures import blur_chroma_texels, fill_unseen_texels, seen_texels, taught_texels, texel_footprint
+from mesh_style.textures import blur_chroma_texels, fill_unseen_texels, flat_texels, seen_texels, taught_texels, texel_footprint
 from mesh_style.views import Views, sample_views, turntable_views
 
 log = logging.getLogger(__name__)
@@ -322,7 +322,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         elif cfg.style.recolour_start:  # ARF: the original in the paintings' palette is where it starts and what it keeps
             start = recolour_layout_kept(original, seen_colours, paintings.pixels())
         seams = seam_taps(mesh) if cfg.loss.seam_weight > 0 else None
-        objective = build_objective(extractor, targets, start, cache, cfg.loss, background, seams)
+        objective = build_objective(extractor, targets, start, cache, cfg.loss, background, seams, flat_texels(mesh.textures).to(device))
 
     with timer("optimize"):
         checkpoint = Checkpoint(out_dir / CHECKPOINT_FILE, cfg.optim.checkpoint_every, trajectory_settings(cfg))

@@ -131,7 +131,7 @@ class RenderConfig:
 class LossConfig:
     style_weight: float = setting(3.0, "the painting's pull: more paints more and keeps less of the original's layout",
                                   low=0, hint="0 turns it off")
-    content_weight: float = setting(1.0, "the original's pull: keeps its layout (only the ratio to style_weight matters)",
+    content_weight: float = setting(1.0, "the original's pull: keeps the layout of its textured parts (only the ratio to style_weight matters)",
                                     low=0, hint="0 turns it off")
     tv_weight: float = setting(2.0, "smooths neighbouring texels", low=0, hint="0 turns it off")
     chroma_weight: float = setting(30.0, "hue smoothness between neighbouring rendered pixels: less colour speckle", low=0,

@@ -50,11 +50,14 @@ class ViewCache:
     def __len__(self) -> int:
         return self.mask.shape[0]
 
+    def views(self) -> torch.Tensor:
+        """``(P,)`` int64 view of each mesh pixel."""
+        return torch.repeat_interleave(torch.arange(len(self), device=self.pixel.device), self.start.diff().to(self.pixel.device))
+
     def positions(self) -> torch.Tensor:
         """``(P,)`` int64 position of each mesh pixel in the ``N·H·W`` pixels of all views."""
-        n, height, width = self.mask.shape
-        views = torch.repeat_interleave(torch.arange(n, device=self.pixel.device), self.start.diff().to(self.pixel.device))
-        return views * (height * width) + self.pixel
+        _, height, width = self.mask.shape
+        return self.views() * (height * width) + self.pixel
 
     def select(self, ids: torch.Tensor | slice) -> "ViewCache":
         """The views ``ids`` (a tensor of view numbers or a slice), in that order."""
@@ -190,8 +193,7 @@ def shade(texels: torch.Tensor, cache: ViewCache, background: torch.Tensor | Non
     n, height, width = cache.mask.shape
     colour = gather_bilinear(texels, cache.index, cache.weight) * cache.shading.unsqueeze(-1)
     if background is None:
-        views = torch.repeat_interleave(torch.arange(n, device=colour.device), cache.start.diff().to(colour.device))
-        sums = colour.new_zeros(n, 3).index_add_(0, views, colour.detach())
+        sums = colour.new_zeros(n, 3).index_add_(0, cache.views(), colour.detach())
         fill = sums / cache.start.diff().to(colour.device).clamp_min(1)[:, None]
     else:
         fill = background.to(colour).expand(n, 3)

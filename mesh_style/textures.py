@@ -248,6 +248,19 @@ def resize_separable(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
     return image
 
 
+#: A material whose texels all lie within this of one another (about one level of 8 bits, so a flat
+#: colour read back from a JPEG still counts) is one flat colour: an untextured part.
+FLAT_RANGE = 1.5 / 255
+
+
+def flat_texels(textures: list[torch.Tensor]) -> torch.Tensor:
+    """``(T,)`` bool: the texels of the ``[(H_m, W_m, 3)]`` textures that are one flat colour."""
+    return torch.cat([
+        torch.full((t.shape[0] * t.shape[1],), bool((t.amax((0, 1)) - t.amin((0, 1))).max() <= FLAT_RANGE), device=t.device)
+        for t in textures
+    ])
+
+
 def seen_texels(index: torch.Tensor, weight: torch.Tensor, num_texels: int) -> torch.Tensor:
     """``(T,)`` bool: texels that some cached lookup reads with a non-zero weight."""
     seen = torch.zeros(num_texels, dtype=torch.bool, device=index.device)

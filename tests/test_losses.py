@@ -24,6 +24,16 @@ def test_content_loss_by_hand():
     assert torch.allclose(loss(features, torch.tensor([1])), torch.tensor([0.0]))
 
 
+def test_content_loss_weights_its_positions_by_hand():
+    targets = torch.tensor([[1.0, 2.0]]).view(1, 1, 1, 2)
+    features = {"relu4_2": torch.tensor([[3.0, 0.0]]).view(1, 1, 1, 2)}
+    weights = torch.tensor([[0.25, 1.0]]).view(1, 1, 1, 2)
+    # (0.25·(3-1)² + 1·(0-2)²) / (0.25·1² + 1·2²) = 5 / 4.25; unweighted (4 + 4) / 5
+    assert torch.allclose(ContentLoss("relu4_2", targets, weights)(features, torch.tensor([0])), torch.tensor([5 / 4.25]))
+    assert torch.allclose(ContentLoss("relu4_2", targets)(features, torch.tensor([0])), torch.tensor([8 / 5]))
+    assert ContentLoss("relu4_2", targets, torch.zeros_like(weights))(features, torch.tensor([0])).item() == 0
+
+
 def test_total_variation_by_hand():
     image = torch.tensor([[0.0, 1.0], [0.0, 0.0]]).unsqueeze(-1)
     # vertical diffs: (0-0), (0-1) → 1; horizontal: (1-0), (0-0) → 1; mean over 4 diffs = 0.5

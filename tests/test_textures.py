@@ -8,6 +8,7 @@ from mesh_style.textures import (
     TextureLayout,
     TexturePyramid,
     bilinear_taps,
+    flat_texels,
     gather_bilinear,
     resize_separable,
     seen_texels,
@@ -153,3 +154,11 @@ def test_the_separable_resize_is_bilinear_upsampling_values_and_gradients(source
     (grad_ours,) = torch.autograd.grad((ours * weights).sum(), image)
     assert torch.allclose(ours, reference, atol=1e-12)
     assert torch.allclose(grad_ours, grad_reference, atol=1e-10)
+
+
+def test_flat_texels_are_the_materials_of_one_colour():
+    flat = torch.full((2, 3, 3), 0.5)
+    jpeg_flat = flat + torch.tensor([1.0, -0.5, 0.0]) / 255  # a level off: still one colour
+    textured = flat.clone()
+    textured[0, 0, 1] += 2 / 255
+    assert flat_texels([flat, textured, jpeg_flat]).tolist() == [True] * 6 + [False] * 6 + [True] * 6
