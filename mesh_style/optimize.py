@@ -108,7 +108,7 @@ def content_weights(flat: torch.Tensor, cache: ViewCache, size: tuple[int, int])
     if not bool((flat_taps & (cache.weight > 0)).any()):
         return None
     textured = (cache.weight * ~flat_taps).sum(1)  # (P,)
-    share = textured.new_zeros(len(cache)).index_add_(0, cache.views(), textured) / cache.start.diff().to(textured.device).clamp_min(1)
+    share = cache.view_means(textured)
     background = (~cache.mask).unsqueeze(1).to(textured.dtype) * share.view(-1, 1, 1, 1)
     return F.adaptive_avg_pool2d(pixel_image(textured, cache) + background, size)
 

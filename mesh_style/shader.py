@@ -54,6 +54,12 @@ class ViewCache:
         """``(P,)`` int64 view of each mesh pixel."""
         return torch.repeat_interleave(torch.arange(len(self), device=self.pixel.device), self.start.diff().to(self.pixel.device))
 
+    def view_means(self, values: torch.Tensor) -> torch.Tensor:
+        """Mean over each view's mesh pixels of ``values (P, ...)``: ``(N, ...)`` (0 for a view without any)."""
+        sums = values.new_zeros(len(self), *values.shape[1:]).index_add_(0, self.views(), values)
+        counts = self.start.diff().to(values.device).clamp_min(1)
+        return sums / counts.view(-1, *[1] * (values.dim() - 1))
+
     def positions(self) -> torch.Tensor:
         """``(P,)`` int64 position of each mesh pixel in the ``N·H·W`` pixels of all views."""
         _, height, width = self.mask.shape
@@ -193,8 +199,7 @@ def shade(texels: torch.Tensor, cache: ViewCache, background: torch.Tensor | Non
     n, height, width = cache.mask.shape
     colour = gather_bilinear(texels, cache.index, cache.weight) * cache.shading.unsqueeze(-1)
     if background is None:
-        sums = colour.new_zeros(n, 3).index_add_(0, cache.views(), colour.detach())
-        fill = sums / cache.start.diff().to(colour.device).clamp_min(1)[:, None]
+        fill = cache.view_means(colour.detach())
     else:
         fill = background.to(colour).expand(n, 3)
     canvas = fill[:, None].expand(n, height * width, 3).reshape(-1, 3)
