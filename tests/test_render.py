@@ -10,7 +10,7 @@ from conftest import textured_vase
 from mesh_style.mesh import load_mesh
 from mesh_style.rasterizer import rasterize_pytorch3d
 from mesh_style.run import render_cache
-from mesh_style.shader import facing_weighted, interpolate, pixel_image, shade
+from mesh_style.shader import ViewCache, facing_weighted, interpolate, pixel_image, shade
 from mesh_style.views import sample_views
 
 
@@ -133,3 +133,16 @@ def test_facing_weighted_scales_each_pixels_gradient_by_its_facing(tmp_path, mak
             (images * pixel_image(cache.facing.square(), cache)).sum().backward()
         grads.append(texels.grad)
     assert torch.allclose(grads[0], grads[1], atol=1e-6)
+
+
+def test_view_means_average_each_views_mesh_pixels_and_give_an_empty_view_zero():
+    # Three 1 x 2 views: two mesh pixels, none, one.
+    mask = torch.tensor([[[True, True]], [[False, False]], [[False, True]]])
+    p = 3
+    cache = ViewCache(
+        mask=mask, pixel=torch.tensor([0, 1, 1]), index=torch.zeros(p, 4, dtype=torch.int32), weight=torch.ones(p, 4) / 4,
+        shading=torch.ones(p), facing=torch.ones(p), start=torch.tensor([0, 2, 2, 3]), footprint=torch.ones(p),
+    )
+    values = torch.tensor([[1.0, 2.0], [3.0, 6.0], [5.0, -1.0]])
+    assert torch.equal(cache.view_means(values), torch.tensor([[2.0, 4.0], [0.0, 0.0], [5.0, -1.0]]))
+    assert torch.equal(cache.view_means(values[:, 0]), torch.tensor([2.0, 0.0, 5.0]))
