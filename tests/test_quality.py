@@ -348,12 +348,13 @@ def test_loss_gatys_is_the_classic_2d_references_objective():
     assert cfg.chroma_weight == 0
 
 
-def test_loss_strokes_is_gatys_at_a_low_weight_with_a_little_relu5_1():
-    """``loss=strokes`` is ``loss=gatys`` but for the style weight (10, where the Duck keeps its layout and
-    the Box its logo) and ``relu5_1``, added at less weight than any of Gatys's layers."""
+def test_loss_strokes_is_the_defaults_with_gatys_layers_at_a_low_weight_and_a_little_relu5_1():
+    """``loss=strokes`` is the defaults (their content, TV, chroma and seam terms) but for the style: Gatys's
+    layers (``loss=gatys``'s) at weight 10, where the Duck keeps its layout and the Box its logo, and
+    ``relu5_1`` at less weight than any of them."""
     overrides = ("mesh.path=m.glb", "style.path=s.jpg")
-    gatys, strokes = compose_config(*overrides, "loss=gatys").loss, compose_config(*overrides, "loss=strokes").loss
-    assert {key for key in gatys if gatys[key] != strokes[key]} == {"style_weight", "style_layers"}
+    defaults, gatys, strokes = (compose_config(*overrides, *option).loss for option in ((), ("loss=gatys",), ("loss=strokes",)))
+    assert {key for key in defaults if defaults[key] != strokes[key]} == {"style_weight", "style_layers"}
     assert strokes.style_weight == 10
     gatys_layers, strokes_layers = active_style_layers(gatys), active_style_layers(strokes)
     assert strokes_layers.pop("relu5_1") < min(gatys_layers.values())
