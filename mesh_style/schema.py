@@ -143,7 +143,8 @@ class LossConfig:
                                  hint="0 turns both off")
     style_kind: str = setting("gram", "gram | w2 (mean and covariance) | swd (sliced Wasserstein) | nnfm (nearest neighbours)",
                               choices=STYLE_KINDS)
-    content_layer: str = setting("relu4_2", "VGG layer whose features the content loss compares")
+    content_layer: str = setting("relu2_2", "VGG layer whose features the content loss compares (relu2_2 holds lettering "
+                                 "and thin parts; relu4_2, coarser, only the broad layout)")
     style_layers: Dict[str, float] = setting(STYLE_LAYERS, "{layer: weight}, normalised to sum to 1 (new layers need +)")
     facing_power: float = setting(0.0, "gradient × |cos(normal, view)|^facing_power: grazing views teach less (0 = off)", low=0)
     background: str = setting("mean", "behind the mesh in the renders the losses see: mean (each view's mean mesh colour) | render",

@@ -361,15 +361,16 @@ def test_loss_strokes_is_the_defaults_with_gatys_layers_at_a_low_weight_and_a_li
     assert strokes_layers == gatys_layers
 
 
-def test_preset_fast_takes_the_content_from_a_finer_layer_and_the_users_choice_wins():
-    """At ``preset=fast``'s 128² renders ``relu4_2`` is 16² and lets thin parts go (the plane × The
-    Shipwreck's tower); the preset compares content at ``relu2_2``, the default config keeps
-    ``relu4_2``, and ``loss.content_layer`` on the command line still decides."""
+def test_content_is_compared_at_relu2_2_at_every_preset_and_the_users_choice_wins():
+    """``relu4_2``, an eighth of the render's size, lets thin parts and lettering go (the plane × The
+    Shipwreck's tower at ``preset=fast``'s 128² renders, fuze's letters at the default 256²); the content
+    is compared at ``relu2_2`` at every preset, ``loss=gatys`` keeps Gatys's ``relu4_2``, and
+    ``loss.content_layer`` on the command line decides."""
     overrides = ("mesh.path=m.glb", "style.path=s.jpg")
-    assert compose_config(*overrides).loss.content_layer == "relu4_2"
-    assert compose_config(*overrides, "preset=fast").loss.content_layer == "relu2_2"
+    for preset in ((), ("preset=fast",), ("preset=quality",)):
+        assert compose_config(*overrides, *preset).loss.content_layer == "relu2_2"
     assert compose_config(*overrides, "preset=fast", "loss.content_layer=relu4_2").loss.content_layer == "relu4_2"
-    assert compose_config(*overrides, "preset=quality").loss.content_layer == "relu4_2"
+    assert compose_config(*overrides, "loss=gatys").loss.content_layer == "relu4_2"
 
 
 @pytest.mark.slow
