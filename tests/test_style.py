@@ -8,7 +8,7 @@ from PIL import Image
 from mesh_style import schema
 from mesh_style.errors import MeshStyleError
 from mesh_style.images import blur_chroma, chroma, keep_chroma, luminance, quantize
-from mesh_style.style import load_style, match_colours, recolour_layout_kept, recoloured, transport_colours
+from mesh_style.style import LUMA_STRETCH_MAX, load_style, match_colours, recolour_layout_kept, recoloured, transport_colours
 
 
 def _gradient(mode_size=(40, 20)) -> np.ndarray:
@@ -175,6 +175,17 @@ def test_recolour_layout_kept_maps_the_luma_by_hand():
     rows = torch.tensor([0.2, 0.4, 0.6])[:, None].expand(3, 3)
     palette = torch.tensor([0.5, 0.7])[:, None].expand(2, 3)
     expected = torch.tensor([0.4586, 0.6, 0.7414])[:, None].expand(3, 3)
+    assert torch.allclose(recolour_layout_kept(rows, rows, palette), expected, atol=1e-4)
+
+
+def test_recolour_layout_kept_stretches_a_nearly_flat_texture_at_most_by_the_cap():
+    """Nine greys of luma 0.8 and one of 0.7 (mean 0.79, deviation 0.0316) onto greys 0.1 and 0.9
+    (mean 0.5, deviation 0.566): the deviations' ratio, 17.9, would put the darker grey at -1.1,
+    clipped to black; capped at 1.25 it maps to 0.5 + 1.25 · (0.7 - 0.79) = 0.3875, the others to 0.5125."""
+    rows = torch.tensor([0.8] * 9 + [0.7])[:, None].expand(10, 3)
+    palette = torch.tensor([0.1, 0.9])[:, None].expand(2, 3)
+    assert LUMA_STRETCH_MAX == 1.25
+    expected = torch.tensor([0.5125] * 9 + [0.3875])[:, None].expand(10, 3)
     assert torch.allclose(recolour_layout_kept(rows, rows, palette), expected, atol=1e-4)
 
 
