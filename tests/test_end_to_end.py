@@ -31,8 +31,10 @@ EXPECTED = {
     "held_out_views.json", "held_out_0.png", "held_out_1.png", "history.csv", "losses.png", "texture_compare.png", "turntable.gif",
 }
 #: Grey style gain the optimisation adds to the palette alone on the small Duck run below (measured
-#: 0.621 against 0.330, AMD EPYC, float32); a run whose steps paint nothing in the luma adds about 0.
-GREY_GAIN_OVER_PALETTE = 0.15
+#: 0.657 against 0.590, AMD EPYC, float32; 0.621 against 0.330 before the start's luma stretch was
+#: capped, when the palette alone left the beak clipped black, far from the painting's greys); a run
+#: whose steps paint nothing in the luma adds about 0.
+GREY_GAIN_OVER_PALETTE = 0.04
 
 
 def test_end_to_end_on_a_mesh_made_in_code(tmp_path, make_cfg, vase_glb, style_png, caplog):
