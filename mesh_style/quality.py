@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from mesh_style.backbone import VGGFeatures
-from mesh_style.images import chroma, gaussian_blur, luminance
+from mesh_style.images import chroma, gaussian_blur, grey, luminance
 from mesh_style.style_losses import feature_mask
 
 #: Layers of the offline VGG16 the style distance is measured at (not the ones trained on).
@@ -98,6 +98,33 @@ def style_distance(
             (default: over every position, the filled background included).
     """
     return sum(style_distance_per_layer(extractor, images, mask, painting, over_mask).values())
+
+
+def grey_style_distance(extractor: VGGFeatures, images: torch.Tensor, mask: torch.Tensor | None, painting: torch.Tensor) -> float:
+    """:func:`style_distance` of the images and the painting in grey: the palette drops out."""
+    return style_distance(extractor, grey(images), mask, grey(painting))
+
+
+def levelled_grey(images: torch.Tensor, mask: torch.Tensor, brightness: float) -> torch.Tensor:
+    """``(N, 3, H, W)`` RGB → grey of the same shape whose mean luma over each view's mesh pixels
+    (``mask (N, H, W)``) is ``brightness``; light and dark keep their differences, clamped to [0, 1]."""
+    y = luminance(images)
+    m = mask.to(y)
+    mean = (y * m).sum((1, 2), keepdim=True) / m.sum((1, 2), keepdim=True).clamp_min(1)
+    return (y - mean + brightness).clamp(0, 1).unsqueeze(1).expand_as(images)
+
+
+def stroke_style_distance(extractor: VGGFeatures, images: torch.Tensor, mask: torch.Tensor, painting: torch.Tensor) -> float:
+    """The style distance of the strokes alone: renders and painting in grey, each view's mesh
+    brought to the painting's mean brightness, Gram matrices over the mesh's positions.
+
+    The grey figure still counts brightness: a bright yellow duck darkened to Starry Night's
+    level by the palette move alone reads most of the optimised result's grey style gain. With the
+    brightness levelled and the background left out, what is left is the light and dark *pattern*
+    (strokes, their contrast and scale), which the palette move barely changes.
+    """
+    levelled = levelled_grey(images, mask, float(luminance(painting).mean()))
+    return style_distance(extractor, levelled, mask, grey(painting), over_mask=True)
 
 
 def colour_distance(pixels: torch.Tensor, painting_pixels: torch.Tensor, seed: int = 0) -> float:

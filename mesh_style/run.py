@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import importlib.metadata
 import json
 import logging
@@ -11,7 +12,7 @@ import os
 import resource
 import time
 from pathlib import Path
-from typing import Any, Iterator, TextIO
+from typing import Any, Callable, Iterator, TextIO
 
 import torch
 import torch.nn.functional as F
@@ -24,11 +25,13 @@ from mesh_style.backbone import LuminanceOnly, VGGFeatures, backbone_dtype, load
 from mesh_style.checkpoint import Checkpoint, trajectory_settings
 from mesh_style.errors import MeshStyleError
 from mesh_style.export import export_scene, staged_outputs, write_history, write_json, write_reference_views
-from mesh_style.images import beside, grey, image_grid, quantize, save_gif, tensor_to_pil, texture_compare
+from mesh_style.images import beside, image_grid, quantize, save_gif, tensor_to_pil, texture_compare
 from mesh_style.layout import CHECKPOINT_FILE, RESULT_DIR
 from mesh_style.mesh import Mesh, load_mesh
 from mesh_style.optimize import Objective, build_objective, optimize
-from mesh_style.quality import FIGURE_LAYERS, colour_distance, speckle, structure, style_distance
+from mesh_style.quality import (
+    FIGURE_LAYERS, colour_distance, grey_style_distance, speckle, stroke_style_distance, structure, style_distance,
+)
 from mesh_style.rasterizer import rasterize
 from mesh_style.schema import active_style_layers, texture_size, validate
 from mesh_style.seams import level_seams, seam_taps
@@ -182,10 +185,11 @@ def quality_figures(
     """The figures of :mod:`mesh_style.quality` for each of ``textures`` (``{name: (T, 3)}``) seen
     through ``views`` (``cache`` holds them at training size), against the first texture's renders.
 
-    Style distances are blended over the paintings by their weights, also in greyscale (the strokes
-    without the palette) and over the mesh's positions only (``mesh_style_distance``: the figure's
-    filled background weighs most where the object is small); colour distance and speckle are
-    measured against the first painting.
+    Style distances are blended over the paintings by their weights, also in greyscale (the palette
+    left out), over the mesh's positions only (``mesh_style_distance``: the figure's filled
+    background weighs most where the object is small) and in grey with each view's brightness
+    levelled to the painting's (``stroke_style_distance``: the light and dark pattern alone);
+    colour distance and speckle are measured against the first painting.
     ``cfg`` is the whole config (render, style and figures' sizes).
     """
     extractor = figure_backbone()
@@ -202,20 +206,18 @@ def quality_figures(
     figures = {}
     reference_pixels = reference.permute(0, 2, 3, 1)[cache.mask]
 
-    def blended_style_distance(images: torch.Tensor, greyscale: bool = False, over_mask: bool = False) -> float | None:
+    def blended(figure: Callable[..., float], images: torch.Tensor) -> float | None:
         if extractor is None:
             return None
-        seen = (lambda x: grey(x)) if greyscale else (lambda x: x)
-        return sum(
-            w * style_distance(extractor, seen(images), cache.mask, seen(p), over_mask) for p, w in zip(paintings.images, paintings.weights)
-        )
+        return sum(w * figure(extractor, images, cache.mask, p) for p, w in zip(paintings.images, paintings.weights))
 
     for name, texels in textures.items():
         pixels = renders[name].permute(0, 2, 3, 1)[cache.mask]
         figures[name] = {
-            "style_distance": blended_style_distance(renders[name]),
-            "mesh_style_distance": blended_style_distance(renders[name], over_mask=True),
-            "grey_style_distance": blended_style_distance(renders[name], greyscale=True),
+            "style_distance": blended(style_distance, renders[name]),
+            "mesh_style_distance": blended(functools.partial(style_distance, over_mask=True), renders[name]),
+            "grey_style_distance": blended(grey_style_distance, renders[name]),
+            "stroke_style_distance": blended(stroke_style_distance, renders[name]),
             "structure": structure(renders[name], reference, cache.mask),
             "colour_distance": colour_distance(pixels, painting_pixels),
             "colour_distance_to_original": colour_distance(pixels, reference_pixels),
@@ -376,6 +378,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         figures = quality_figures(mesh, held_out, cache.select(eval_ids), {"original": original, "result": texels}, paintings, cfg, device)
         for distance, gain in (
             ("style_distance", "style_gain"), ("mesh_style_distance", "mesh_style_gain"), ("grey_style_distance", "grey_style_gain"),
+            ("stroke_style_distance", "stroke_style_gain"),
         ):
             if figures["original"][distance]:
                 figures[gain] = 1.0 - figures["result"][distance] / figures["original"][distance]

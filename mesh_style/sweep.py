@@ -27,6 +27,7 @@ FIGURES = (
     ("style_gain", ("quality", "style_gain")),
     ("mesh_style_gain", ("quality", "mesh_style_gain")),
     ("grey_style_gain", ("quality", "grey_style_gain")),
+    ("stroke_style_gain", ("quality", "stroke_style_gain")),
     ("structure", ("quality", "result", "structure")),
     ("colour_distance", ("quality", "result", "colour_distance")),
     ("speckle", ("quality", "result", "speckle")),

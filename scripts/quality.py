@@ -424,15 +424,15 @@ def style_controls(out_dir: Path, extractor: torch.nn.Module, extra: list[str]) 
 
 def table(results: list[dict]) -> str:
     lines = [
-        "| case | config | style distance (original → result) | style gain | on the mesh | in grey | structure "
+        "| case | config | style distance (original → result) | style gain | on the mesh | in grey | strokes | structure "
         "| colour distance (original → result) | speckle | s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for e in results:
         o, r = e["original"], e["result"]
         lines.append(
             f"| {e['case']} | {e['config']} | {fmt(o['style_distance'])} → {fmt(r['style_distance'])} | {fmt(e.get('style_gain'))} "
-            f"| {fmt(e.get('mesh_style_gain'))} | {fmt(e.get('grey_style_gain'))} | {fmt(r['structure'])} | {fmt(o['colour_distance'])} → {fmt(r['colour_distance'])} | {fmt(r['speckle'])} | {e['seconds']:.0f} |"
+            f"| {fmt(e.get('mesh_style_gain'))} | {fmt(e.get('grey_style_gain'))} | {fmt(e.get('stroke_style_gain'))} | {fmt(r['structure'])} | {fmt(o['colour_distance'])} → {fmt(r['colour_distance'])} | {fmt(r['speckle'])} | {e['seconds']:.0f} |"
         )
     sections = {
         "texture_2d": ("Plane at the scale the renders see it (texture vs 2D references, same network):",

@@ -181,7 +181,7 @@ def test_multirun_sweep_gives_complete_run_directories(tmp_path, inputs):
     with open(sweep / "summary.csv") as file:
         rows = list(csv.DictReader(file))
     assert [r["job"] for r in rows] == ["0", "1", "2", "3"] and {r["status"] for r in rows} == {"ok"}
-    assert {"style_gain", "mesh_style_gain", "grey_style_gain", "structure", "speckle"} <= set(rows[0])
+    assert {"style_gain", "mesh_style_gain", "grey_style_gain", "stroke_style_gain", "structure", "speckle"} <= set(rows[0])
     assert rows[3]["overrides"].split() == ["loss.style_weight=10000.0", "views.num=8"] and float(rows[3]["seconds"]) > 0
     assert "![job 3](3/result/preview.png)" in (sweep / "summary.md").read_text()
     # summary.png: per job a label strip and its preview scaled to the sheet's width, 4 px apart.

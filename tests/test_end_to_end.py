@@ -30,11 +30,11 @@ EXPECTED = {
     "vase_stylized.glb", "vase_stylized.obj", "vase_stylized.mtl", "vase_stylized.png", "preview.png", "metrics.json",
     "held_out_views.json", "held_out_0.png", "held_out_1.png", "history.csv", "losses.png", "texture_compare.png", "turntable.gif",
 }
-#: Grey style gain the optimisation adds to the palette alone on the small Duck run below (measured
-#: 0.657 against 0.590, AMD EPYC, float32; 0.621 against 0.330 before the start's luma stretch was
-#: capped, when the palette alone left the beak clipped black, far from the painting's greys); a run
-#: whose steps paint nothing in the luma adds about 0.
-GREY_GAIN_OVER_PALETTE = 0.04
+#: Stroke style gain the optimisation adds to the palette alone on the small Duck run below (measured
+#: 0.557 against 0.325, AMD EPYC, float32; the grey style gain, which still counts the palette's
+#: darkening of the yellow duck, reads 0.657 against 0.590); a run whose steps paint nothing in the
+#: luma adds about 0.
+STROKE_GAIN_OVER_PALETTE = 0.15
 
 
 def test_end_to_end_on_a_mesh_made_in_code(tmp_path, make_cfg, vase_glb, style_png, caplog):
@@ -203,8 +203,9 @@ def test_shared_meshes_export_and_reload(tmp_path, make_cfg, name, style_png):
 def test_duck_with_offline_weights_style_loss_falls(tmp_path, make_cfg):
     """preset=fast (smaller) with the real (offline) VGG16 on a real model and painting: the held-out
     style loss, on views never optimised, falls by at least 70 %, and the style distance over the
-    duck's pixels by at least 80 %. The strokes are the optimisation's: in grey (the palette left
-    out) the result is much nearer the painting than the palette alone (no steps) brings it."""
+    duck's pixels by at least 80 %. The strokes are the optimisation's: in grey with the brightness
+    levelled (the palette left out) the result is much nearer the painting than the palette alone
+    (no steps) brings it."""
     overrides = [
         f"mesh.path={shared_file('meshes/Duck.glb')}",
         f"style.path={shared_file('styles/starry_night.jpg')}",
@@ -220,8 +221,8 @@ def test_duck_with_offline_weights_style_loss_falls(tmp_path, make_cfg):
     assert metrics["quality"]["mesh_style_gain"] >= 0.8, metrics["quality"]  # the figure over the duck's pixels
     assert json.loads((out / "result" / "metrics.json").read_text())["held_out"]["style_loss_reduction"] >= 0.7
     palette_only = run(make_cfg(*overrides, "optim.steps=0"), tmp_path / "palette")["quality"]
-    assert metrics["quality"]["grey_style_gain"] >= palette_only["grey_style_gain"] + GREY_GAIN_OVER_PALETTE, (
-        metrics["quality"]["grey_style_gain"], palette_only["grey_style_gain"])
+    assert metrics["quality"]["stroke_style_gain"] >= palette_only["stroke_style_gain"] + STROKE_GAIN_OVER_PALETTE, (
+        metrics["quality"]["stroke_style_gain"], palette_only["stroke_style_gain"])
 
 
 @pytest.mark.slow

@@ -12,7 +12,8 @@ from mesh_style.backbone import load_backbone
 from mesh_style.images import keep_chroma, pil_to_tensor, quantize, read_image, resize_long_side
 from mesh_style.mesh import load_mesh
 from mesh_style.quality import (
-    FIGURE_LAYERS, busyness, colour_distance, fill_background, speckle, structure, style_distance, style_distance_per_layer,
+    FIGURE_LAYERS, busyness, colour_distance, fill_background, grey_style_distance, levelled_grey, speckle, stroke_style_distance,
+    structure, style_distance, style_distance_per_layer,
 )
 from mesh_style.run import render_cache, run
 from mesh_style.schema import active_style_layers
@@ -129,10 +130,10 @@ def test_style_distance_per_layer_by_hand_and_its_sum():
     figures = {"style_distance": sum(terms.values()), "style_distance_per_layer": terms, "structure": 1.0, "colour_distance": 0.1,
                "speckle": 0.5, "framed_style_distance": 2.0}
     row = {"case": "plane_starry", "config": "fast", "seconds": 1.0, "original": figures, "result": figures, "texture_2d": figures,
-           "grey_style_gain": 0.4321}
+           "grey_style_gain": 0.4321, "stroke_style_gain": 0.1234}
     printed = quality_script.table([row])
-    assert "| on the mesh | in grey | structure |" in printed
-    assert "| — | 0.432 | 1.000 |" in printed  # style gains over the mesh and in grey, then structure
+    assert "| on the mesh | in grey | strokes | structure |" in printed
+    assert "| — | 0.432 | 0.123 | 1.000 |" in printed  # style gains over the mesh, in grey and of the strokes, then structure
     assert "| relu1_2 | relu2_2 | relu3_3 | relu4_3 |" in printed
     assert "| 0.562 | 0.879 | 0.969 | 0.992 |" in printed
 
@@ -163,6 +164,46 @@ def test_style_distance_with_the_offline_vgg16_on_a_real_painting():
     to_photo = style_distance(extractor, photo, None, painting)
     half_way = style_distance(extractor, 0.5 * photo + 0.5 * painting, None, painting)
     assert 0 < half_way < to_photo
+
+
+def test_levelled_grey_by_hand():
+    """Each view's mean luma over its mesh pixels becomes the brightness asked for; differences stay,
+    clamped to [0, 1]. Rec. 601 luma of (1, 0, 0) is 0.299."""
+    images = torch.zeros(2, 3, 1, 3)
+    images[0, :, 0] = torch.tensor([[0.2, 0.4, 0.9]])  # grey 0.2, 0.4 on the mesh, 0.9 off it
+    images[1, 0, 0] = torch.tensor([1.0, 1.0, 0.0])  # red, red, black
+    mask = torch.tensor([[[True, True, False]], [[True, True, True]]])
+    levelled = levelled_grey(images, mask, 0.5)
+    assert levelled.shape == images.shape and torch.equal(levelled[:, 0], levelled[:, 2])
+    assert levelled[0, 0, 0].tolist() == pytest.approx([0.4, 0.6, 1.0])  # mean 0.3 → 0.5; 0.9 + 0.2 clamped
+    assert levelled[1, 0, 0].tolist() == pytest.approx([0.5 + 0.299 / 3, 0.5 + 0.299 / 3, 0.5 - 2 * 0.299 / 3])
+
+
+@pytest.mark.slow
+def test_stroke_style_distance_leaves_brightness_out_and_sees_the_pattern():
+    """The painting made brighter by a constant reads 0 by the stroke figure (the grey figure counts
+    the shift), while the photo, a different light and dark pattern, does not; and the figure is
+    over the mesh's positions, so a small brightened painting in a large render reads far nearer the
+    painting than the photo does there (the grey figure, over every position, reads both far; what
+    is left is where the flat fill meets the painting: 1.25, the photo 5.51, in grey 6.31)."""
+    extractor = load_backbone("vgg16_hed", list(FIGURE_LAYERS))[0]
+    painting = pil_to_tensor(resize_long_side(read_image(shared_file("styles/starry_night.jpg"), "painting", "-"), 128)).permute(2, 0, 1)[None]
+    painting = 0.1 + 0.8 * painting  # room to brighten without clamping
+    h, w = painting.shape[-2:]
+    photo = pil_to_tensor(read_image(shared_file("photos/golden_gate.jpg"), "photo", "-").resize((w, h))).permute(2, 0, 1)[None]
+    everywhere = torch.ones(1, h, w, dtype=torch.bool)
+    brighter = painting + 0.1
+    assert stroke_style_distance(extractor, brighter, everywhere, painting) == pytest.approx(0.0, abs=1e-5)
+    assert grey_style_distance(extractor, brighter, everywhere, painting) > 0.05
+    assert stroke_style_distance(extractor, photo, everywhere, painting) > 0.5
+    render = torch.zeros(1, 3, 3 * h, 3 * w)
+    render[..., h : 2 * h, w : 2 * w] = brighter
+    mask = torch.zeros(1, 3 * h, 3 * w, dtype=torch.bool)
+    mask[:, h : 2 * h, w : 2 * w] = True
+    small, small_grey = stroke_style_distance(extractor, render, mask, painting), grey_style_distance(extractor, render, mask, painting)
+    assert small < 0.3 * small_grey
+    render[..., h : 2 * h, w : 2 * w] = photo
+    assert small < 0.3 * stroke_style_distance(extractor, render, mask, painting)
 
 
 def test_figures_of_a_2d_reference_over_a_mask_ignore_the_background():
