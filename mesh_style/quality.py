@@ -14,6 +14,8 @@ They answer "is this the object, painted?" with four numbers (the issue "Quality
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -69,23 +71,64 @@ def figure_grams(extractor: VGGFeatures, images: torch.Tensor, positions: torch.
     return grams
 
 
-def style_distance_per_layer(
-    extractor: VGGFeatures, images: torch.Tensor, mask: torch.Tensor | None, painting: torch.Tensor, over_mask: bool = False
+class FigurePainting:
+    """A painting as the style figures see it, its Gram matrices taken once, when first asked for:
+    a run's figures compare two textures' renders four ways with each painting (8 passes of VGG
+    over the painting where 2 do).
+
+    Args:
+        extractor: the VGG16 of the figures.
+        image: ``(1, 3, h, w)`` style image in [0, 1].
+    """
+
+    def __init__(self, extractor: VGGFeatures, image: torch.Tensor) -> None:
+        self.extractor, self.image = extractor, image
+
+    @functools.cached_property
+    def grams(self) -> dict[str, torch.Tensor]:
+        """``{layer: (1, C, C)}`` of the painting in colour."""
+        return figure_grams(self.extractor, self.image)
+
+    @functools.cached_property
+    def grey_grams(self) -> dict[str, torch.Tensor]:
+        """``{layer: (1, C, C)}`` of the painting in grey."""
+        return figure_grams(self.extractor, grey(self.image))
+
+    @functools.cached_property
+    def brightness(self) -> float:
+        """Mean luma of the painting."""
+        return float(luminance(self.image).mean())
+
+
+def _as_painting(extractor: VGGFeatures, painting: torch.Tensor | FigurePainting) -> FigurePainting:
+    return painting if isinstance(painting, FigurePainting) else FigurePainting(extractor, painting)
+
+
+def _gram_distances(
+    extractor: VGGFeatures, images: torch.Tensor, mask: torch.Tensor | None, target: dict[str, torch.Tensor], over_mask: bool
 ) -> dict[str, float]:
-    """``{layer: mean over views of ‖G(x) − G(s)‖² / ‖G(s)‖²}`` at :data:`FIGURE_LAYERS`: which
-    scale of the painting an image is missing (arguments as :func:`style_distance`)."""
+    """``{layer: mean over views of ‖G(x) − G(s)‖² / ‖G(s)‖²}`` against the painting's Gram matrices ``target``."""
     if mask is not None:
         images = fill_background(images, mask)
     ours = figure_grams(extractor, images, mask if over_mask else None)
-    target = figure_grams(extractor, painting)
     return {
         layer: float(((ours[layer] - target[layer]).square().sum((1, 2)) / target[layer].square().sum()).mean())
         for layer in FIGURE_LAYERS
     }
 
 
+def style_distance_per_layer(
+    extractor: VGGFeatures, images: torch.Tensor, mask: torch.Tensor | None, painting: torch.Tensor | FigurePainting,
+    over_mask: bool = False,
+) -> dict[str, float]:
+    """``{layer: mean over views of ‖G(x) − G(s)‖² / ‖G(s)‖²}`` at :data:`FIGURE_LAYERS`: which
+    scale of the painting an image is missing (arguments as :func:`style_distance`)."""
+    return _gram_distances(extractor, images, mask, _as_painting(extractor, painting).grams, over_mask)
+
+
 def style_distance(
-    extractor: VGGFeatures, images: torch.Tensor, mask: torch.Tensor | None, painting: torch.Tensor, over_mask: bool = False
+    extractor: VGGFeatures, images: torch.Tensor, mask: torch.Tensor | None, painting: torch.Tensor | FigurePainting,
+    over_mask: bool = False,
 ) -> float:
     """Mean over views of Σ_layers ``‖G(x) − G(s)‖² / ‖G(s)‖²``.
 
@@ -93,16 +136,18 @@ def style_distance(
         extractor: VGG16 returning at least :data:`FIGURE_LAYERS`.
         images: ``(N, 3, H, W)`` renders (or images) in [0, 1].
         mask: ``(N, H, W)`` mesh mask; None when every pixel counts (a 2D image).
-        painting: ``(1, 3, h, w)`` style image.
+        painting: ``(1, 3, h, w)`` style image, or a :class:`FigurePainting` that several figures share.
         over_mask: Gram matrices over the mask's positions only, as the training's style loss
             (default: over every position, the filled background included).
     """
     return sum(style_distance_per_layer(extractor, images, mask, painting, over_mask).values())
 
 
-def grey_style_distance(extractor: VGGFeatures, images: torch.Tensor, mask: torch.Tensor | None, painting: torch.Tensor) -> float:
+def grey_style_distance(
+    extractor: VGGFeatures, images: torch.Tensor, mask: torch.Tensor | None, painting: torch.Tensor | FigurePainting
+) -> float:
     """:func:`style_distance` of the images and the painting in grey: the palette drops out."""
-    return style_distance(extractor, grey(images), mask, grey(painting))
+    return sum(_gram_distances(extractor, grey(images), mask, _as_painting(extractor, painting).grey_grams, False).values())
 
 
 def levelled_grey(images: torch.Tensor, mask: torch.Tensor, brightness: float) -> torch.Tensor:
@@ -114,7 +159,9 @@ def levelled_grey(images: torch.Tensor, mask: torch.Tensor, brightness: float) -
     return (y - mean + brightness).clamp(0, 1).unsqueeze(1).expand_as(images)
 
 
-def stroke_style_distance(extractor: VGGFeatures, images: torch.Tensor, mask: torch.Tensor, painting: torch.Tensor) -> float:
+def stroke_style_distance(
+    extractor: VGGFeatures, images: torch.Tensor, mask: torch.Tensor, painting: torch.Tensor | FigurePainting
+) -> float:
     """The style distance of the strokes alone: renders and painting in grey, each view's mesh
     brought to the painting's mean brightness, Gram matrices over the mesh's positions.
 
@@ -123,8 +170,9 @@ def stroke_style_distance(extractor: VGGFeatures, images: torch.Tensor, mask: to
     brightness levelled and the background left out, what is left is the light and dark *pattern*
     (strokes, their contrast and scale), which the palette move barely changes.
     """
-    levelled = levelled_grey(images, mask, float(luminance(painting).mean()))
-    return style_distance(extractor, levelled, mask, grey(painting), over_mask=True)
+    painting = _as_painting(extractor, painting)
+    levelled = levelled_grey(images, mask, painting.brightness)
+    return sum(_gram_distances(extractor, levelled, mask, painting.grey_grams, True).values())
 
 
 def colour_distance(pixels: torch.Tensor, painting_pixels: torch.Tensor, seed: int = 0) -> float:

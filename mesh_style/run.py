@@ -30,7 +30,7 @@ from mesh_style.layout import CHECKPOINT_FILE, RESULT_DIR
 from mesh_style.mesh import Mesh, load_mesh
 from mesh_style.optimize import Objective, build_objective, optimize
 from mesh_style.quality import (
-    FIGURE_LAYERS, colour_distance, grey_style_distance, speckle, stroke_style_distance, structure, style_distance,
+    FIGURE_LAYERS, FigurePainting, colour_distance, grey_style_distance, speckle, stroke_style_distance, structure, style_distance,
 )
 from mesh_style.rasterizer import rasterize
 from mesh_style.schema import active_style_layers, texture_size, validate
@@ -205,11 +205,12 @@ def quality_figures(
     reference = next(iter(renders.values()))
     figures = {}
     reference_pixels = reference.permute(0, 2, 3, 1)[cache.mask]
+    targets = [FigurePainting(extractor, image) for image in paintings.images] if extractor is not None else []
 
     def blended(figure: Callable[..., float], images: torch.Tensor) -> float | None:
         if extractor is None:
             return None
-        return sum(w * figure(extractor, images, cache.mask, p) for p, w in zip(paintings.images, paintings.weights))
+        return sum(w * figure(extractor, images, cache.mask, p) for p, w in zip(targets, paintings.weights))
 
     for name, texels in textures.items():
         pixels = renders[name].permute(0, 2, 3, 1)[cache.mask]
