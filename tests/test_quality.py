@@ -463,6 +463,7 @@ def test_preserving_colour_keeps_the_duck_yellow_and_paints_its_strokes(tmp_path
             f"mesh.path={shared_file('meshes/Duck.glb')}",
             f"style.path={shared_file('styles/starry_night.jpg')}",
             "preset=fast", "render.image_size=96", "optim.steps=60", "views.per_step=2", "backbone.name=vgg16_hed", f"style.colour={colour}",
+            "export.formats=[glb]", "export.turntable.frames=0",
         )
         figures[colour] = run(cfg, tmp_path / colour)["quality"]
     preserve, transfer = figures["preserve"], figures["transfer"]
