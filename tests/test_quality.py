@@ -301,6 +301,7 @@ def _plane_run(tmp_path, make_cfg, *overrides: str, painting: str = "starry_nigh
         "preset=fast",
         "render.image_size=96",
         "optim.steps=60",
+        "views.per_step=2",  # the figures of 4 views a step within 0.01 (style gain 0.385 vs 0.378), 12 s less
         "backbone.name=vgg16_hed",
         "export.formats=[glb]",  # the figures need no OBJ copy and no turntable
         "export.turntable.frames=0",
@@ -336,8 +337,8 @@ def test_recoloured_start_keeps_the_photos_layout_in_the_screams_palette(tmp_pat
     assert figures["result"]["colour_distance"] < 0.25 * figures["original"]["colour_distance"], figures
 
 
-#: Half the plane test's steps and views: the colour finish's effects are there by then.
-SHORT = ("optim.steps=30", "views.per_step=2")
+#: Half the plane test's steps: the colour finish's effects are there by then.
+SHORT = ("optim.steps=30",)
 
 
 @pytest.fixture(scope="module")
@@ -401,9 +402,9 @@ def test_style_weight_sweeps_from_the_photo_to_the_painting(tmp_path, make_cfg):
     (lower structure), and from 0.1 to 10 the style distance in colour falls too. The palette
     itself is the painting's at every weight (``style.recolour_start``, ``style.recolour_end``), so
     between neighbouring weights the colour figure can stand still."""
-    # A 128² texture (still finer than the renders' view of it) and 2 views a step keep the three runs short.
+    # A 128² texture (still finer than the renders' view of it) keeps the three runs short.
     runs = [
-        _plane_run(tmp_path / str(weight), make_cfg, f"loss.style_weight={weight}", "optim.texture_size=128", "views.per_step=2")["result"]
+        _plane_run(tmp_path / str(weight), make_cfg, f"loss.style_weight={weight}", "optim.texture_size=128")["result"]
         for weight in (0.1, 1.0, 10.0)
     ]
     for weaker, stronger in zip(runs, runs[1:]):
