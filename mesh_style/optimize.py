@@ -21,7 +21,7 @@ from mesh_style.shader import ViewCache, facing_weighted, pixel_image, shade
 from mesh_style.schema import active_style_layers
 from mesh_style.seams import SeamTaps
 from mesh_style.style import Paintings
-from mesh_style.style_losses import StyleLoss
+from mesh_style.style_losses import LONG_RANGE_SHIFTS, LongRangeLoss, StyleLoss
 from mesh_style.textures import TextureLayout, TexturePyramid, texel_footprint
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,8 @@ class Objective(nn.Module):
         chroma_edge: the chroma step beyond which the chroma smoothness cost flattens out
             (see :func:`~mesh_style.losses.chroma_smoothness`).
         seam: colour agreement across the UV seams, or None (no seams).
+        long_range: the long-range term, added to the style loss with weight ``long_range_weight``,
+            or None (off).
     """
 
     def __init__(
@@ -51,6 +53,8 @@ class Objective(nn.Module):
         facing_power: float,
         chroma_edge: float,
         seam: SeamLoss | None = None,
+        long_range: LongRangeLoss | None = None,
+        long_range_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.extractor = extractor
@@ -60,9 +64,12 @@ class Objective(nn.Module):
         self.facing_power = facing_power
         self.chroma_edge = chroma_edge
         self.seam = seam
+        self.long_range = long_range
+        self.long_range_weight = long_range_weight
 
     def forward(self, texels: torch.Tensor, cache: ViewCache, view_ids: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Per-view losses ``{"style": (N,), "content": (N,), "chroma": (N,)}`` of views ``view_ids`` of ``cache``."""
+        """Per-view losses ``{"style": (N,), "content": (N,), "chroma": (N,)}`` of views ``view_ids`` of ``cache``
+        (``style``: the long-range term included)."""
         views = cache.select(view_ids)
         images = shade(texels, views, self.background)
         if self.facing_power > 0:
@@ -73,7 +80,10 @@ class Objective(nn.Module):
         """Per-view losses of ``(N, 3, H, W)`` renders of views ``view_ids``."""
         taps = self.style.taps(view_ids)  # style statistics taken inside the trunk, see style_losses
         features = self.extractor(images, taps)
-        return {"style": self.style(taps), "content": self.content(features, view_ids)}
+        style = self.style(taps)
+        if self.long_range is not None:
+            style = style + self.long_range_weight * self.long_range(features, view_ids)
+        return {"style": style, "content": self.content(features, view_ids)}
 
 
 def painting_features(extractor: VGGFeatures | LuminanceOnly, paintings: Paintings, layers: list[str]) -> list[dict[str, torch.Tensor]]:
@@ -134,13 +144,14 @@ def build_objective(
     """
     layer_weights = active_style_layers(cfg)
     background = background if cfg.background == "render" else None
-    features = painting_features(extractor, paintings, list(layer_weights))
+    features = painting_features(extractor, paintings, [*layer_weights, *LONG_RANGE_SHIFTS])
     style = StyleLoss(cfg.style_kind, features, paintings.weights, layer_weights, cache.mask)
+    long_range = LongRangeLoss(features, paintings.weights, cache.mask) if cfg.long_range_weight > 0 else None
     targets = content_targets(extractor, texels, cache, background, cfg.content_layer, chunk=cfg.eval_chunk)
     weights = None if flat is None else content_weights(flat.to(targets.device), cache, tuple(targets.shape[-2:]))
     content = ContentLoss(cfg.content_layer, targets, weights)
     seam = SeamLoss(seams).to(texels.device) if seams is not None and len(seams) else None
-    return Objective(extractor, style, content, background, cfg.facing_power, cfg.chroma_edge, seam)
+    return Objective(extractor, style, content, background, cfg.facing_power, cfg.chroma_edge, seam, long_range, cfg.long_range_weight)
 
 
 class MovingAverage:

@@ -37,6 +37,7 @@ from mesh_style.schema import active_style_layers, texture_size, validate
 from mesh_style.seams import level_seams, seam_taps
 from mesh_style.shader import ViewCache, build_view_cache, shade, shown_colours
 from mesh_style.style import Paintings, load_style, recolour_layout_kept, recoloured, transport_colours
+from mesh_style.style_losses import LONG_RANGE_SHIFTS
 from mesh_style.textures import blur_chroma_texels, fill_unseen_texels, flat_texels, seen_texels, taught_texels, texel_footprint
 from mesh_style.views import Views, sample_views, turntable_views
 
@@ -311,7 +312,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             )
 
     with timer("targets"):
-        layers = sorted({*style_layers, cfg.loss.content_layer})
+        layers = sorted({*style_layers, cfg.loss.content_layer, *(LONG_RANGE_SHIFTS if cfg.loss.long_range_weight > 0 else ())})
         extractor, backbone = load_backbone(cfg.backbone.name, layers)
         extractor = extractor.to(device=device, dtype=dtype)
         background = torch.tensor(list(cfg.render.background), dtype=torch.float32, device=device)

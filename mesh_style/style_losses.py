@@ -349,3 +349,67 @@ class StyleLoss(nn.Module):
     def forward(self, taps: Mapping[str, MomentTap | FeatureTap]) -> torch.Tensor:
         """Taps filled by one pass of N views through the trunk → ``(N,)`` loss per view."""
         return sum(self.layer_weights[layer] * module(taps[layer]) for layer, module in self.layers.items())
+
+
+#: Shifts, in feature cells, of :class:`LongRangeLoss` per layer: a cell of relu3_1 is 4 rendered
+#: pixels, of relu4_1 8, so the pairs lie 8 to 32 pixels apart, the length of a brush stroke.
+LONG_RANGE_SHIFTS: dict[str, tuple[int, ...]] = {"relu3_1": (2, 4, 8), "relu4_1": (2, 4)}
+
+
+def shifted_correlation(features: torch.Tensor, weights: torch.Tensor, shift: int, axis: int) -> torch.Tensor:
+    """``Σ_p w_p w_q f_p f_qᵀ / Σ_p w_p w_q`` over the pairs of positions ``q = p + shift`` along ``axis``.
+
+    Args:
+        features: ``(N, C, H, W)``.
+        weights: ``(N, 1, H, W)`` in [0, 1] (the mesh's share of each cell).
+        shift: cells between the two positions of a pair.
+        axis: 2 (down the columns) or 3 (along the rows).
+
+    Returns:
+        ``(N, C, C)`` in float32 (zero where no pair lies on the mesh).
+    """
+    size = features.shape[axis]
+    a, b = features.narrow(axis, 0, size - shift), features.narrow(axis, shift, size - shift)
+    pairs = (weights.narrow(axis, 0, size - shift) * weights.narrow(axis, shift, size - shift)).flatten(2)  # (N, 1, P)
+    a, b = a.float().flatten(2), b.float().flatten(2)
+    return (a * pairs) @ b.transpose(1, 2) / pairs.sum(2, keepdim=True).clamp_min(1e-8)
+
+
+class LongRangeLoss(nn.Module):
+    """Long-range consistency (Berger & Memisevic 2017): how far the correlations of features a few
+    cells apart (:data:`LONG_RANGE_SHIFTS`, along rows and along columns) are from the painting's,
+    ``‖C − C_s‖² / ‖C_s‖²`` averaged over the shifts, directions and layers.
+
+    A Gram matrix sees the features of one position at a time, so it scores a crackle of short
+    marks and long strokes made of the same marks alike; the correlation of a position with one
+    ``d`` cells away tells them apart, and pulls the marks into the painting's longer strokes.
+
+    Args:
+        paintings: per painting, ``{layer: (1, C, H, W)}`` its features (at least the layers of
+            :data:`LONG_RANGE_SHIFTS`).
+        painting_weights: blend weights, one per painting (normalised to sum to 1).
+        masks: ``(V, H, W)`` bool mesh masks of every view; pooled once to each layer's resolution.
+    """
+
+    def __init__(self, paintings: Sequence[Mapping[str, torch.Tensor]], painting_weights: Sequence[float], masks: torch.Tensor) -> None:
+        super().__init__()
+        weights = torch.tensor(painting_weights, dtype=torch.float32, device=masks.device)
+        self.register_buffer("weights", weights / weights.sum())
+        self.terms = [(layer, shift, axis) for layer, shifts in LONG_RANGE_SHIFTS.items() for shift in shifts for axis in (2, 3)]
+        for layer, shift, axis in self.terms:
+            targets = [shifted_correlation(p[layer], torch.ones_like(p[layer][:, :1], dtype=torch.float32), shift, axis)[0] for p in paintings]
+            self.register_buffer(f"target_{layer}_{shift}_{axis}", torch.stack(targets))  # (P, C, C)
+        for layer in LONG_RANGE_SHIFTS:
+            size = feature_size(layer, masks.shape[-1])
+            self.register_buffer(f"mask_{layer}", feature_mask(masks, (size, size)))
+
+    def forward(self, features: Mapping[str, torch.Tensor], view_ids: torch.Tensor) -> torch.Tensor:
+        """``{layer: (N, C, h, w)}`` features of views ``view_ids (N,)`` → ``(N,)`` loss per view."""
+        total = 0.0
+        for layer, shift, axis in self.terms:
+            ours = shifted_correlation(features[layer], getattr(self, f"mask_{layer}")[view_ids], shift, axis)
+            targets = getattr(self, f"target_{layer}_{shift}_{axis}")
+            error = (ours[:, None] - targets[None]).square().sum((2, 3)) / targets.square().sum((1, 2)).clamp_min(1e-12)
+            total = total + error @ self.weights
+        return total / len(self.terms)
+

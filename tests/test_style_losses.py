@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from mesh_style.backbone import IMAGENET, VGGFeatures
-from mesh_style.style_losses import STYLE_KINDS, FeatureTap, MomentTap, StyleLoss, feature_mask, gram_matrix
+from mesh_style.style_losses import (
+    LONG_RANGE_SHIFTS, STYLE_KINDS, FeatureTap, LongRangeLoss, MomentTap, StyleLoss, feature_mask, gram_matrix, shifted_correlation,
+)
 
 
 def test_gram_matrix_by_hand():
@@ -189,3 +191,43 @@ def test_feature_taps_skip_positions_off_the_mesh(kind):
 def test_feature_mask_is_coverage_fraction():
     mask = torch.tensor([[1, 1, 0, 0], [1, 0, 0, 0]], dtype=torch.bool).view(1, 2, 4)
     assert torch.allclose(feature_mask(mask, (1, 2)), torch.tensor([0.75, 0.0]).view(1, 1, 1, 2))
+
+
+def test_shifted_correlation_by_hand():
+    # One view, 2 channels along a row of 4 positions: f0 = [1, 2, 3, 4], f1 = [1, 0, 1, 0].
+    features = torch.tensor([[1.0, 2.0, 3.0, 4.0], [1.0, 0.0, 1.0, 0.0]]).view(1, 2, 1, 4)
+    everywhere = torch.ones(1, 1, 1, 4)
+    # Pairs one apart: (p, q) = (0, 1), (1, 2), (2, 3); C[a, b] = mean of f_a(p) f_b(q).
+    expected = torch.tensor([[(2 + 6 + 12) / 3, (0 + 2 + 0) / 3], [(2 + 0 + 4) / 3, 0.0]])
+    assert torch.allclose(shifted_correlation(features, everywhere, 1, 3)[0], expected)
+    # Position 2 off the mesh: only the pair (0, 1) is left.
+    mask = torch.tensor([1.0, 1.0, 0.0, 1.0]).view(1, 1, 1, 4)
+    assert torch.allclose(shifted_correlation(features, mask, 1, 3)[0], torch.tensor([[2.0, 0.0], [2.0, 0.0]]))
+    # Down the columns: the same row transposed gives the same numbers.
+    assert torch.allclose(shifted_correlation(features.transpose(2, 3), everywhere.transpose(2, 3), 1, 2), shifted_correlation(features, everywhere, 1, 3))
+
+
+def test_long_range_loss_tells_long_strokes_from_the_same_marks_shuffled():
+    """A painting of horizontal strokes (features constant along each row) and a render of the same
+    features at shuffled positions: the Gram loss cannot tell them apart (0), the long-range term
+    can; the painting itself scores 0, and the targets are buffers."""
+    generator = torch.Generator().manual_seed(0)
+    sizes = {"relu3_1": 16, "relu4_1": 8}  # 64² renders: cells of 4 and 8 pixels
+    painting = {layer: torch.rand(1, 4, size, 1, generator=generator).expand(1, 4, size, size).contiguous() for layer, size in sizes.items()}
+    shuffled = {}
+    for layer, f in painting.items():
+        order = torch.randperm(f[0, 0].numel(), generator=generator)
+        shuffled[layer] = f.flatten(2)[..., order].view_as(f)
+    masks = torch.ones(1, 64, 64, dtype=torch.bool)
+    long_range = LongRangeLoss([painting], [1.0], masks)
+    assert {name for name, _ in long_range.named_buffers() if name.startswith("target_")} == {
+        f"target_{layer}_{shift}_{axis}" for layer, shifts in LONG_RANGE_SHIFTS.items() for shift in shifts for axis in (2, 3)
+    }
+    view = torch.tensor([0])
+    assert long_range(painting, view).item() == pytest.approx(0.0, abs=1e-10)
+    assert long_range(shuffled, view).item() > 0.01
+    gram = StyleLoss("gram", [painting], [1.0], dict.fromkeys(sizes, 1.0), masks)
+    taps = gram.taps(view)
+    for layer, tap in taps.items():
+        tap(shuffled[layer])
+    assert gram(taps).item() == pytest.approx(0.0, abs=1e-10)
