@@ -366,12 +366,13 @@ def shifted_correlation(features: torch.Tensor, weights: torch.Tensor, shift: in
         axis: 2 (down the columns) or 3 (along the rows).
 
     Returns:
-        ``(N, C, C)`` in float32 (zero where no pair lies on the mesh).
+        ``(N, C, C)``, :func:`widened` (zero where no pair lies on the mesh).
     """
     size = features.shape[axis]
     a, b = features.narrow(axis, 0, size - shift), features.narrow(axis, shift, size - shift)
     pairs = (weights.narrow(axis, 0, size - shift) * weights.narrow(axis, shift, size - shift)).flatten(2)  # (N, 1, P)
-    a, b = a.float().flatten(2), b.float().flatten(2)
+    a, b = widened(a).flatten(2), widened(b).flatten(2)
+    pairs = pairs.to(a.dtype)
     return (a * pairs) @ b.transpose(1, 2) / pairs.sum(2, keepdim=True).clamp_min(1e-8)
 
 
@@ -397,7 +398,7 @@ class LongRangeLoss(nn.Module):
         self.register_buffer("weights", weights / weights.sum())
         self.terms = [(layer, shift, axis) for layer, shifts in LONG_RANGE_SHIFTS.items() for shift in shifts for axis in (2, 3)]
         for layer, shift, axis in self.terms:
-            targets = [shifted_correlation(p[layer], torch.ones_like(p[layer][:, :1], dtype=torch.float32), shift, axis)[0] for p in paintings]
+            targets = [shifted_correlation(p[layer], torch.ones_like(p[layer][:, :1]), shift, axis)[0] for p in paintings]
             self.register_buffer(f"target_{layer}_{shift}_{axis}", torch.stack(targets))  # (P, C, C)
         for layer in LONG_RANGE_SHIFTS:
             size = feature_size(layer, masks.shape[-1])

@@ -231,3 +231,35 @@ def test_long_range_loss_tells_long_strokes_from_the_same_marks_shuffled():
     for layer, tap in taps.items():
         tap(shuffled[layer])
     assert gram(taps).item() == pytest.approx(0.0, abs=1e-10)
+
+
+def test_long_range_term_on_the_tapped_trunk_gives_autograd_gradients():
+    """The long-range term reads the trunk's outputs, which also pass through the Gram loss's
+    in-place moment taps: the gradient at the image equals plain autograd on untapped features."""
+    torch.manual_seed(0)
+    channels = [3, 4, 4, 4, 4]
+    convs = [(torch.randn(o, i, 3, 3, dtype=torch.float64) / 3, torch.randn(o, dtype=torch.float64) / 4) for i, o in zip(channels, channels[1:])]
+    layers = ["relu1_1", "relu2_1", "relu3_1", "relu4_1"]
+    vgg = VGGFeatures((1, 1, 1, 1), convs, IMAGENET, layers).double()
+    masks = torch.rand(2, 64, 64) > 0.3
+    with torch.no_grad():
+        painting = vgg(torch.rand(1, 3, 64, 64, dtype=torch.float64))
+    style = StyleLoss("gram", [painting], [1.0], dict.fromkeys(layers, 1.0), masks).double()
+    long_range = LongRangeLoss([painting], [1.0], masks).double()
+    ids = torch.tensor([1, 0])
+    images = torch.rand(2, 3, 64, 64, dtype=torch.float64, requires_grad=True)
+
+    taps = style.taps(ids)
+    features = vgg(images, taps)
+    tapped, = torch.autograd.grad((style(taps) + 3 * long_range(features, ids)).sum(), images)
+
+    features = vgg(images)
+    plain_taps = {}
+    for layer in layers:
+        x, w = features[layer].flatten(2), getattr(style, f"mask_{layer}")[ids].flatten(2)
+        tap = MomentTap(w)
+        tap.second = (x * w) @ x.transpose(1, 2) / w.sum(-1, keepdim=True)
+        plain_taps[layer] = tap
+    plain, = torch.autograd.grad((style(plain_taps) + 3 * long_range(features, ids)).sum(), images)
+    assert long_range(features, ids).min() > 0
+    assert torch.allclose(tapped, plain, rtol=1e-7, atol=1e-12)
