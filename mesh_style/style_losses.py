@@ -406,9 +406,10 @@ class LongRangeLoss(nn.Module):
 
     def forward(self, features: Mapping[str, torch.Tensor], view_ids: torch.Tensor) -> torch.Tensor:
         """``{layer: (N, C, h, w)}`` features of views ``view_ids (N,)`` → ``(N,)`` loss per view."""
+        masks = {layer: getattr(self, f"mask_{layer}")[view_ids] for layer in LONG_RANGE_SHIFTS}
         total = 0.0
         for layer, shift, axis in self.terms:
-            ours = shifted_correlation(features[layer], getattr(self, f"mask_{layer}")[view_ids], shift, axis)
+            ours = shifted_correlation(features[layer], masks[layer], shift, axis)
             targets = getattr(self, f"target_{layer}_{shift}_{axis}")
             error = (ours[:, None] - targets[None]).square().sum((2, 3)) / targets.square().sum((1, 2)).clamp_min(1e-12)
             total = total + error @ self.weights

@@ -45,6 +45,18 @@ def test_masked_mean_and_second_moment_share_one_tap():
     assert torch.allclose(tap.second, torch.tensor([[[0.25 + 3.0, 0.75 + 6.0], [0.75 + 6.0, 2.25 + 12.0]]]))
 
 
+def plain_moment_taps(style: StyleLoss, features: dict, ids: torch.Tensor) -> dict[str, MomentTap]:
+    """Taps holding the masked moments of ``features`` computed by plain autograd, for views ``ids``."""
+    taps = {}
+    for layer in style.layers:
+        x, w = features[layer].flatten(2), getattr(style, f"mask_{layer}")[ids].flatten(2)
+        tap = MomentTap(w)
+        tap.second = (x * w) @ x.transpose(1, 2) / w.sum(-1, keepdim=True)
+        tap.mean = (x * w).sum(-1) / w.sum(-1)
+        taps[layer] = tap
+    return taps
+
+
 @pytest.mark.parametrize("kind", ["gram", "w2"])
 def test_moment_taps_in_the_trunk_give_autograd_gradients(kind):
     """Moments taken inside the trunk add their gradient into the trunk's in place; the gradient at
@@ -70,14 +82,7 @@ def test_moment_taps_in_the_trunk_give_autograd_gradients(kind):
     tapped, = torch.autograd.grad(loss(taps, features), images)
 
     features = vgg(images)
-    plain_taps = {}
-    for layer in layers:
-        x, w = features[layer].flatten(2), getattr(style, f"mask_{layer}")[ids].flatten(2)
-        tap = MomentTap(w)
-        tap.second = (x * w) @ x.transpose(1, 2) / w.sum(-1, keepdim=True)
-        tap.mean = (x * w).sum(-1) / w.sum(-1)
-        plain_taps[layer] = tap
-    plain, = torch.autograd.grad(loss(plain_taps, features), images)
+    plain, = torch.autograd.grad(loss(plain_moment_taps(style, features, ids), features), images)
     assert torch.allclose(tapped, plain, rtol=1e-7, atol=1e-12)
 
 
@@ -254,12 +259,6 @@ def test_long_range_term_on_the_tapped_trunk_gives_autograd_gradients():
     tapped, = torch.autograd.grad((style(taps) + 3 * long_range(features, ids)).sum(), images)
 
     features = vgg(images)
-    plain_taps = {}
-    for layer in layers:
-        x, w = features[layer].flatten(2), getattr(style, f"mask_{layer}")[ids].flatten(2)
-        tap = MomentTap(w)
-        tap.second = (x * w) @ x.transpose(1, 2) / w.sum(-1, keepdim=True)
-        plain_taps[layer] = tap
-    plain, = torch.autograd.grad((style(plain_taps) + 3 * long_range(features, ids)).sum(), images)
+    plain, = torch.autograd.grad((style(plain_moment_taps(style, features, ids)) + 3 * long_range(features, ids)).sum(), images)
     assert long_range(features, ids).min() > 0
     assert torch.allclose(tapped, plain, rtol=1e-7, atol=1e-12)
