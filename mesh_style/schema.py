@@ -146,9 +146,9 @@ class LossConfig:
     content_layer: str = setting("relu2_2", "VGG layer whose features the content loss compares (relu2_2 holds lettering "
                                  "and thin parts; relu4_2, coarser, only the broad layout)")
     style_layers: Dict[str, float] = setting(STYLE_LAYERS, "{layer: weight}, normalised to sum to 1 (new layers need +)")
-    long_range_weight: float = setting(0.0, "weight, relative to the style loss, of the painting's correlations between features "
+    long_range_weight: float = setting(3.0, "weight, relative to the style loss, of the painting's correlations between features "
                                        "8-32 rendered pixels apart (Berger & Memisevic 2017): swirls and longer strokes "
-                                       "instead of a fine crackle (0: off)", low=0)
+                                       "instead of a fine crackle (0: off, the Gram matrices alone)", low=0)
     facing_power: float = setting(0.0, "gradient × |cos(normal, view)|^facing_power: grazing views teach less (0 = off)", low=0)
     background: str = setting("mean", "behind the mesh in the renders the losses see: mean (each view's mean mesh colour) | render",
                               choices=("mean", "render"))

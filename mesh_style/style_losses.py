@@ -366,14 +366,14 @@ def shifted_correlation(features: torch.Tensor, weights: torch.Tensor, shift: in
         axis: 2 (down the columns) or 3 (along the rows).
 
     Returns:
-        ``(N, C, C)``, :func:`widened` (zero where no pair lies on the mesh).
+        ``(N, C, C)``, :func:`widened` (zero where no pair lies on the mesh). As for the Gram matrices,
+        the products run in ``features``' dtype (bfloat16 on the CPU's matrix units, accumulated in
+        float32) and only the small result is widened.
     """
     size = features.shape[axis]
-    a, b = features.narrow(axis, 0, size - shift), features.narrow(axis, shift, size - shift)
+    a, b = features.narrow(axis, 0, size - shift).flatten(2), features.narrow(axis, shift, size - shift).flatten(2)
     pairs = (weights.narrow(axis, 0, size - shift) * weights.narrow(axis, shift, size - shift)).flatten(2)  # (N, 1, P)
-    a, b = widened(a).flatten(2), widened(b).flatten(2)
-    pairs = pairs.to(a.dtype)
-    return (a * pairs) @ b.transpose(1, 2) / pairs.sum(2, keepdim=True).clamp_min(1e-8)
+    return widened((a * pairs.to(a.dtype)) @ b.transpose(1, 2)) / widened(pairs).sum(2, keepdim=True).clamp_min(1e-8)
 
 
 class LongRangeLoss(nn.Module):

@@ -238,16 +238,16 @@ def test_duck_with_offline_weights_style_loss_falls(tmp_path, small_duck):
 
 @pytest.mark.slow
 def test_the_long_range_term_paints_more_of_the_paintings_strokes_and_keeps_the_layout(tmp_path, small_duck):
-    """``loss.long_range_weight=3`` against the defaults on the small Duck run, real weights: the
-    stroke style gain rises by at least 0.04 (0.555 → 0.624 measured, AMD EPYC, float32), the
-    structure stays at the issue's 0.75 or above (0.830 → 0.788 at this small size; 0.786 → 0.813
-    at ``preset=fast``'s own) and the speckle does not rise (0.272 → 0.244)."""
+    """The defaults (``loss.long_range_weight=3``) against the term off on the small Duck run, real
+    weights: the stroke style gain is at least 0.04 higher with it (0.555 off → 0.624 on, measured, AMD
+    EPYC, float32), the structure stays at the issue's 0.75 or above (0.788 at this small size; 0.813
+    at ``preset=fast``'s own) and the speckle is no higher (0.244 on, 0.272 off)."""
     default = small_duck[0]["quality"]
-    long_range = _small_duck(tmp_path / "run", "loss.long_range_weight=3")["quality"]
-    figures = {"default": default, "long_range": long_range}
-    assert long_range["stroke_style_gain"] >= default["stroke_style_gain"] + 0.04, figures
-    assert long_range["result"]["structure"] >= 0.75, figures
-    assert long_range["result"]["speckle"] <= default["result"]["speckle"] + 0.01, figures
+    off = _small_duck(tmp_path / "run", "loss.long_range_weight=0")["quality"]
+    figures = {"default": default, "off": off}
+    assert default["stroke_style_gain"] >= off["stroke_style_gain"] + 0.04, figures
+    assert default["result"]["structure"] >= 0.75, figures
+    assert default["result"]["speckle"] <= off["result"]["speckle"] + 0.01, figures
 
 
 @pytest.mark.slow

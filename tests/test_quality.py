@@ -416,7 +416,7 @@ def test_style_weight_sweeps_from_the_photo_to_the_painting(tmp_path, make_cfg):
 
 def test_loss_gatys_is_the_classic_2d_references_objective():
     """``loss=gatys`` gives the mesh the layers, weights and terms of make quality's classic Gatys (the seam
-    term and the colour steps of the pipeline stay; the chroma term is off)."""
+    term and the colour steps of the pipeline stay; the chroma and long-range terms are off)."""
     cfg = compose_config("mesh.path=m.glb", "style.path=s.jpg", "loss=gatys").loss
     layers = active_style_layers(cfg)
     assert tuple(sorted(layers)) == quality_script.GATYS_STYLE_LAYERS
@@ -425,6 +425,7 @@ def test_loss_gatys_is_the_classic_2d_references_objective():
     assert cfg.style_weight / cfg.content_weight == quality_script.GATYS_STYLE_WEIGHT
     assert cfg.tv_weight / cfg.content_weight == quality_script.GATYS_TV_WEIGHT
     assert cfg.chroma_weight == 0
+    assert cfg.long_range_weight == 0
 
 
 def test_loss_strokes_is_the_defaults_with_gatys_layers_at_a_low_weight_and_a_little_relu5_1():

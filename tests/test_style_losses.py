@@ -210,6 +210,10 @@ def test_shifted_correlation_by_hand():
     assert torch.allclose(shifted_correlation(features, mask, 1, 3)[0], torch.tensor([[2.0, 0.0], [2.0, 0.0]]))
     # Down the columns: the same row transposed gives the same numbers.
     assert torch.allclose(shifted_correlation(features.transpose(2, 3), everywhere.transpose(2, 3), 1, 2), shifted_correlation(features, everywhere, 1, 3))
+    # A bfloat16 trunk's features (these small integers are exact in it): products in bfloat16, result in float32.
+    narrow = shifted_correlation(features.bfloat16(), everywhere, 1, 3)
+    assert narrow.dtype == torch.float32
+    assert torch.allclose(narrow[0], expected)
 
 
 def test_long_range_loss_tells_long_strokes_from_the_same_marks_shuffled():
