@@ -356,24 +356,70 @@ class StyleLoss(nn.Module):
 LONG_RANGE_SHIFTS: dict[str, tuple[int, ...]] = {"relu3_1": (2, 4, 8), "relu4_1": (2, 4)}
 
 
-def shifted_correlation(features: torch.Tensor, weights: torch.Tensor, shift: int, axis: int) -> torch.Tensor:
-    """``Σ_p w_p w_q f_p f_qᵀ / Σ_p w_p w_q`` over the pairs of positions ``q = p + shift`` along ``axis``.
+class _ShiftedCorrelations(torch.autograd.Function):
+    """``(N, C, H, W)`` features, ``(N, 1, H, W)`` weights → ``(T, N, C, C)``: ``Σ_p w_p w_q f_p f_qᵀ`` over
+    the pairs of positions ``q = p + shift`` along ``axis``, for each ``(shift, axis)`` of ``terms``.
+
+    The weighted features ``y = w f`` are laid out once as rows ``(N, H·(W + pad), C)``, each image
+    row followed by ``pad`` zero rows (the largest shift along the rows), so that the pairs of every
+    term are pairs of rows a fixed offset apart: ``s`` along the rows (a pair that would cross a
+    row's end meets the zeros), ``s·(W + pad)`` down the columns. Each term is one batched product
+    of two views of the same buffer, and the backward adds every term's share into one gradient
+    buffer in place: sliced term by term, autograd spent as long copying gradients as multiplying.
+    Products run in the features' dtype (bfloat16 on the CPU's matrix units, accumulated in
+    float32); only the small results are :func:`widened`.
+    """
+
+    @staticmethod
+    def forward(ctx, features: torch.Tensor, weights: torch.Tensor, terms: Sequence[tuple[int, int]]) -> torch.Tensor:
+        n, c, h, w = features.shape
+        stride = w + max([shift for shift, axis in terms if axis == 3], default=0)
+        y = features.new_zeros(n, h, stride, c)
+        y[:, :, :w] = (features * weights.to(features.dtype)).permute(0, 2, 3, 1)
+        y = y.view(n, h * stride, c)
+        offsets = [min(shift if axis == 3 else shift * stride, y.shape[1]) for shift, axis in terms]
+        ctx.save_for_backward(y, weights)
+        ctx.offsets, ctx.shape = offsets, (n, c, h, w, stride)
+        return torch.stack([widened(y[:, : y.shape[1] - k].transpose(1, 2) @ y[:, k:]) for k in offsets])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+        y, weights = ctx.saved_tensors
+        n, c, h, w, stride = ctx.shape
+        dy = torch.zeros_like(y)
+        for k, g in zip(ctx.offsets, grad.to(y.dtype)):  # C = Aᵀ B: dA = B dCᵀ, dB = A dC
+            rows = y.shape[1] - k
+            dy[:, :rows].baddbmm_(y[:, k:], g.transpose(1, 2))
+            dy[:, k:].baddbmm_(y[:, :rows], g)
+        dy = dy.view(n, h, stride, c)[:, :, :w].permute(0, 3, 1, 2)
+        return dy * weights.to(dy.dtype), None, None
+
+
+def shifted_correlations(features: torch.Tensor, weights: torch.Tensor, terms: Sequence[tuple[int, int]]) -> torch.Tensor:
+    """``Σ_p w_p w_q f_p f_qᵀ / Σ_p w_p w_q`` over the pairs of positions ``q = p + shift`` along ``axis``,
+    for each ``(shift, axis)`` of ``terms``.
 
     Args:
         features: ``(N, C, H, W)``.
         weights: ``(N, 1, H, W)`` in [0, 1] (the mesh's share of each cell).
-        shift: cells between the two positions of a pair.
-        axis: 2 (down the columns) or 3 (along the rows).
+        terms: ``(shift, axis)`` pairs: cells between the two positions of a pair, and 2 (down the
+            columns) or 3 (along the rows).
 
     Returns:
-        ``(N, C, C)``, :func:`widened` (zero where no pair lies on the mesh). As for the Gram matrices,
-        the products run in ``features``' dtype (bfloat16 on the CPU's matrix units, accumulated in
-        float32) and only the small result is widened.
+        ``(T, N, C, C)``, :func:`widened` (zero where no pair lies on the mesh).
     """
-    size = features.shape[axis]
-    a, b = features.narrow(axis, 0, size - shift).flatten(2), features.narrow(axis, shift, size - shift).flatten(2)
-    pairs = (weights.narrow(axis, 0, size - shift) * weights.narrow(axis, shift, size - shift)).flatten(2)  # (N, 1, P)
-    return widened((a * pairs.to(a.dtype)) @ b.transpose(1, 2)) / widened(pairs).sum(2, keepdim=True).clamp_min(1e-8)
+    weights = widened(weights)
+    sums = []
+    for shift, axis in terms:
+        size = weights.shape[axis]
+        pairs = weights.narrow(axis, 0, max(size - shift, 0)) * weights.narrow(axis, min(shift, size), max(size - shift, 0))
+        sums.append(pairs.sum((1, 2, 3)))
+    return _ShiftedCorrelations.apply(features, weights, list(terms)) / torch.stack(sums)[:, :, None, None].clamp_min(1e-8)
+
+
+def shifted_correlation(features: torch.Tensor, weights: torch.Tensor, shift: int, axis: int) -> torch.Tensor:
+    """:func:`shifted_correlations` of one term: ``(N, C, C)``."""
+    return shifted_correlations(features, weights, [(shift, axis)])[0]
 
 
 class LongRangeLoss(nn.Module):
@@ -406,12 +452,13 @@ class LongRangeLoss(nn.Module):
 
     def forward(self, features: Mapping[str, torch.Tensor], view_ids: torch.Tensor) -> torch.Tensor:
         """``{layer: (N, C, h, w)}`` features of views ``view_ids (N,)`` → ``(N,)`` loss per view."""
-        masks = {layer: getattr(self, f"mask_{layer}")[view_ids] for layer in LONG_RANGE_SHIFTS}
         total = 0.0
-        for layer, shift, axis in self.terms:
-            ours = shifted_correlation(features[layer], masks[layer], shift, axis)
-            targets = getattr(self, f"target_{layer}_{shift}_{axis}")
-            error = (ours[:, None] - targets[None]).square().sum((2, 3)) / targets.square().sum((1, 2)).clamp_min(1e-12)
-            total = total + error @ self.weights
+        for layer in LONG_RANGE_SHIFTS:
+            terms = [(shift, axis) for name, shift, axis in self.terms if name == layer]
+            correlations = shifted_correlations(features[layer], getattr(self, f"mask_{layer}")[view_ids], terms)
+            for ours, (shift, axis) in zip(correlations, terms):
+                targets = getattr(self, f"target_{layer}_{shift}_{axis}")
+                error = (ours[:, None] - targets[None]).square().sum((2, 3)) / targets.square().sum((1, 2)).clamp_min(1e-12)
+                total = total + error @ self.weights
         return total / len(self.terms)
 

@@ -122,8 +122,8 @@ def bench_cache(meshes: dict[str, Mesh], size: int, p3d_max_faces: int) -> list[
     return rows
 
 
-def step_setup(mesh: Mesh, size: int, per_step: int, dtype: torch.dtype):
-    cfg = config(f"render.image_size={size}", f"views.num={max(8, per_step)}", f"views.per_step={per_step}")
+def step_setup(mesh: Mesh, size: int, per_step: int, dtype: torch.dtype, *overrides: str):
+    cfg = config(f"render.image_size={size}", f"views.num={max(8, per_step)}", f"views.per_step={per_step}", *overrides)
     bank, _ = sample_views(cfg.views, seed=0)
     cache = render_cache(mesh, bank, cfg.render, torch.device("cpu"))
     layers = sorted({*cfg.loss.style_layers, cfg.loss.content_layer})
@@ -135,10 +135,11 @@ def step_setup(mesh: Mesh, size: int, per_step: int, dtype: torch.dtype):
     return cfg, bank, cache, extractor, objective
 
 
-def our_step_seconds(mesh: Mesh, size: int, per_step: int, pairs: int, dtype: torch.dtype) -> tuple[float, float, float]:
-    """Seconds per optimisation step, seconds of VGG forward+backward alone on a batch of the same
-    size, and the median ratio of the two, from ``pairs`` steps each timed next to one VGG pass."""
-    cfg, _, cache, extractor, objective = step_setup(mesh, size, per_step, dtype)
+def our_step_seconds(mesh: Mesh, size: int, per_step: int, pairs: int, dtype: torch.dtype, *overrides: str) -> tuple[float, float, float]:
+    """Seconds per optimisation step (the command line's objective, with config ``overrides``), seconds
+    of VGG forward+backward alone on a batch of the same size, and the median ratio of the two, from
+    ``pairs`` steps each timed next to one VGG pass."""
+    cfg, _, cache, extractor, objective = step_setup(mesh, size, per_step, dtype, *overrides)
     footprint = texel_footprint(cache.index, cache.weight, cache.footprint, mesh.layout)
     optimizer = TextureOptimizer(mesh.textures, objective, footprint, cfg.loss, cfg.optim)
     view_ids = torch.arange(per_step)
@@ -241,9 +242,12 @@ def main() -> None:
         results["step"], results["naive"] = [], []
         for precision in MEASURED_PRECISIONS:
             dtype = PRECISIONS[precision]
-            print(f"(b) {precision} step vs VGG alone at {step_size}², 4 views", flush=True)
-            step, vgg, ratio = our_step_seconds(meshes[small], step_size, 4, pairs, dtype)
-            results["step"].append({"precision": precision, "size": step_size, "views": 4, "pairs": pairs, "step_s": step, "vgg_fwd_bwd_s": vgg, "ratio": ratio})
+            # With the long-range term (the default) and without it: what the term costs, in one run.
+            for long_range, overrides in ((True, ()), (False, ("loss.long_range_weight=0",))):
+                print(f"(b) {precision} step vs VGG alone at {step_size}², 4 views{'' if long_range else ', long-range term off'}", flush=True)
+                step, vgg, ratio = our_step_seconds(meshes[small], step_size, 4, pairs, dtype, *overrides)
+                results["step"].append({"precision": precision, "long_range": long_range, "size": step_size, "views": 4, "pairs": pairs,
+                                        "step_s": step, "vgg_fwd_bwd_s": vgg, "ratio": ratio})
 
             print(f"(c) {precision} ours vs naive MeshRenderer loop at {naive_size}², 4 views", flush=True)
             for label in (small, large):
@@ -267,7 +271,8 @@ def table(results: dict) -> str:
         note = " (extrapolated)" if row["pytorch3d_extrapolated"] else ""
         lines.append(f"| cache build / view, {row['faces']:,} faces | {row['ours_s']:.3f} s | PyTorch3D {row['pytorch3d_s']:.2f} s{note} | {row['speedup']:.0f}× faster |")
     for s in results["step"]:
-        lines.append(f"| {s['precision']} step ({s['views']} views, {s['size']}²) vs VGG fwd+bwd alone | {s['step_s']:.3f} s | {s['vgg_fwd_bwd_s']:.3f} s | {s['ratio']:.2f}× (median of {s['pairs']} pairs) |")
+        term = "" if s["long_range"] else ", long-range term off"
+        lines.append(f"| {s['precision']} step ({s['views']} views, {s['size']}²{term}) vs VGG fwd+bwd alone | {s['step_s']:.3f} s | {s['vgg_fwd_bwd_s']:.3f} s | {s['ratio']:.2f}× (median of {s['pairs']} pairs) |")
     for row in results["naive"]:
         lines.append(f"| {row['precision']} step vs naive MeshRenderer loop, {row['faces']:,} faces | {row['ours_s']:.3f} s | {row['naive_s']:.2f} s | {row['speedup']:.0f}× faster |")
     r = results["run"]

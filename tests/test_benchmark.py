@@ -20,5 +20,6 @@ def test_benchmark_quick_writes_every_figure(tmp_path):
     assert all(row["ours_s"] > 0 and row["speedup"] > 0 for row in figures["cache"] + figures["naive"])
     assert [row["precision"] for row in figures["step"]][0] == "float32"
     assert all(row["ratio"] > 0 for row in figures["step"]) and figures["run"]["peak_rss_gb"] > 0
-    assert len(figures["naive"]) == 2 * len(figures["step"])  # two meshes per precision
+    assert [row["long_range"] for row in figures["step"]][:2] == [True, False]  # the default step, then without the term
+    assert len(figures["naive"]) == len(figures["step"])  # two meshes, and two steps, per precision
     assert "| cache build / view" in result.stdout  # the markdown table

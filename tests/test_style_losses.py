@@ -8,6 +8,7 @@ import torch
 from mesh_style.backbone import IMAGENET, VGGFeatures
 from mesh_style.style_losses import (
     LONG_RANGE_SHIFTS, STYLE_KINDS, FeatureTap, LongRangeLoss, MomentTap, StyleLoss, feature_mask, gram_matrix, shifted_correlation,
+    shifted_correlations,
 )
 
 
@@ -214,6 +215,32 @@ def test_shifted_correlation_by_hand():
     narrow = shifted_correlation(features.bfloat16(), everywhere, 1, 3)
     assert narrow.dtype == torch.float32
     assert torch.allclose(narrow[0], expected)
+
+
+def _plain_shifted_correlation(features: torch.Tensor, weights: torch.Tensor, shift: int, axis: int) -> torch.Tensor:
+    """The definition, written out with slices and left to autograd."""
+    size = features.shape[axis]
+    a, b = features.narrow(axis, 0, size - shift).flatten(2), features.narrow(axis, shift, size - shift).flatten(2)
+    pairs = (weights.narrow(axis, 0, size - shift) * weights.narrow(axis, shift, size - shift)).flatten(2)
+    return (a * pairs) @ b.transpose(1, 2) / pairs.sum(2, keepdim=True).clamp_min(1e-8)
+
+
+def test_shifted_correlations_values_and_gradients_match_the_plain_definition():
+    """The padded-rows layout and the hand-written backward of :func:`shifted_correlations` against the
+    definition on random features and a ragged mask (float64): every shift of both layers, along the
+    rows and down the columns, including a shift past the edge (no pairs: zero)."""
+    torch.manual_seed(0)
+    features = torch.randn(2, 3, 9, 11, dtype=torch.float64).contiguous(memory_format=torch.channels_last).requires_grad_()
+    weights = (torch.rand(2, 1, 9, 11, dtype=torch.float64) > 0.3) * torch.rand(2, 1, 9, 11, dtype=torch.float64)
+    terms = [(1, 2), (2, 3), (4, 2), (8, 3), (10, 2)]
+    ours = shifted_correlations(features, weights, terms)
+    plain = torch.stack([_plain_shifted_correlation(features, weights, s, a) for s, a in terms[:-1]])
+    assert torch.allclose(ours[:-1], plain)
+    assert ours[-1].abs().max() == 0
+    probe = torch.randn_like(ours)
+    ours_grad, = torch.autograd.grad((ours * probe).sum(), features)
+    plain_grad, = torch.autograd.grad((plain * probe[:-1]).sum(), features)
+    assert torch.allclose(ours_grad, plain_grad)
 
 
 def test_long_range_loss_tells_long_strokes_from_the_same_marks_shuffled():
