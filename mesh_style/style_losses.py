@@ -409,12 +409,17 @@ def shifted_correlations(features: torch.Tensor, weights: torch.Tensor, terms: S
         ``(T, N, C, C)``, :func:`widened` (zero where no pair lies on the mesh).
     """
     weights = widened(weights)
+    return _ShiftedCorrelations.apply(features, weights, list(terms)) / pair_weights(weights, terms)[:, :, None, None]
+
+
+def pair_weights(weights: torch.Tensor, terms: Sequence[tuple[int, int]]) -> torch.Tensor:
+    """``(N, 1, H, W)`` weights → ``(T, N)``: ``Σ_p w_p w_q`` over each term's pairs (at least 1e-8)."""
     sums = []
     for shift, axis in terms:
         size = weights.shape[axis]
         pairs = weights.narrow(axis, 0, max(size - shift, 0)) * weights.narrow(axis, min(shift, size), max(size - shift, 0))
         sums.append(pairs.sum((1, 2, 3)))
-    return _ShiftedCorrelations.apply(features, weights, list(terms)) / torch.stack(sums)[:, :, None, None].clamp_min(1e-8)
+    return torch.stack(sums).clamp_min(1e-8)
 
 
 def shifted_correlation(features: torch.Tensor, weights: torch.Tensor, shift: int, axis: int) -> torch.Tensor:
@@ -444,21 +449,29 @@ class LongRangeLoss(nn.Module):
         self.register_buffer("weights", weights / weights.sum())
         self.terms = [(layer, shift, axis) for layer, shifts in LONG_RANGE_SHIFTS.items() for shift in shifts for axis in (2, 3)]
         for layer, shift, axis in self.terms:
-            targets = [shifted_correlation(p[layer], torch.ones_like(p[layer][:, :1]), shift, axis)[0] for p in paintings]
-            self.register_buffer(f"target_{layer}_{shift}_{axis}", torch.stack(targets))  # (P, C, C)
+            targets = torch.stack([shifted_correlation(p[layer], torch.ones_like(p[layer][:, :1]), shift, axis)[0] for p in paintings])
+            self.register_buffer(f"target_{layer}_{shift}_{axis}", targets)  # (P, C, C)
+            self.register_buffer(f"norm_{layer}_{shift}_{axis}", targets.square().sum((1, 2)).clamp_min(1e-12))  # (P,)
         for layer in LONG_RANGE_SHIFTS:
             size = feature_size(layer, masks.shape[-1])
-            self.register_buffer(f"mask_{layer}", feature_mask(masks, (size, size)))
+            mask = feature_mask(masks, (size, size))
+            self.register_buffer(f"mask_{layer}", mask)
+            # Each view's pair weights depend on its mask alone: once per run, not per step.
+            self.register_buffer(f"pairs_{layer}", pair_weights(mask, self._layer_terms(layer)).T)  # (V, T)
 
     def forward(self, features: Mapping[str, torch.Tensor], view_ids: torch.Tensor) -> torch.Tensor:
         """``{layer: (N, C, h, w)}`` features of views ``view_ids (N,)`` → ``(N,)`` loss per view."""
         total = 0.0
         for layer in LONG_RANGE_SHIFTS:
-            terms = [(shift, axis) for name, shift, axis in self.terms if name == layer]
-            correlations = shifted_correlations(features[layer], getattr(self, f"mask_{layer}")[view_ids], terms)
+            terms = self._layer_terms(layer)
+            sums = _ShiftedCorrelations.apply(features[layer], getattr(self, f"mask_{layer}")[view_ids], terms)
+            correlations = sums / getattr(self, f"pairs_{layer}")[view_ids].T[:, :, None, None]
             for ours, (shift, axis) in zip(correlations, terms):
                 targets = getattr(self, f"target_{layer}_{shift}_{axis}")
-                error = (ours[:, None] - targets[None]).square().sum((2, 3)) / targets.square().sum((1, 2)).clamp_min(1e-12)
+                error = (ours[:, None] - targets[None]).square().sum((2, 3)) / getattr(self, f"norm_{layer}_{shift}_{axis}")
                 total = total + error @ self.weights
         return total / len(self.terms)
+
+    def _layer_terms(self, layer: str) -> list[tuple[int, int]]:
+        return [(shift, axis) for name, shift, axis in self.terms if name == layer]
 
