@@ -427,6 +427,16 @@ def shifted_correlation(features: torch.Tensor, weights: torch.Tensor, shift: in
     return shifted_correlations(features, weights, [(shift, axis)])[0]
 
 
+def mesh_boxes(weights: torch.Tensor) -> list[tuple[int, int, int, int]]:
+    """``(V, 1, H, W)`` weights → per view ``(row start, row end, column start, column end)`` of the
+    smallest box holding every nonzero weight (an empty box for a view without any)."""
+    boxes = []
+    for view in weights[:, 0] > 0:
+        rows, cols = view.any(1).nonzero()[:, 0].tolist(), view.any(0).nonzero()[:, 0].tolist()
+        boxes.append((rows[0], rows[-1] + 1, cols[0], cols[-1] + 1) if rows else (0, 0, 0, 0))
+    return boxes
+
+
 class LongRangeLoss(nn.Module):
     """Long-range consistency (Berger & Memisevic 2017): how far the correlations of features a few
     cells apart (:data:`LONG_RANGE_SHIFTS`, along rows and along columns) are from the painting's,
@@ -447,6 +457,7 @@ class LongRangeLoss(nn.Module):
         super().__init__()
         weights = torch.tensor(painting_weights, dtype=torch.float32, device=masks.device)
         self.register_buffer("weights", weights / weights.sum())
+        self.boxes: dict[str, list[tuple[int, int, int, int]]] = {}
         self.terms = [(layer, shift, axis) for layer, shifts in LONG_RANGE_SHIFTS.items() for shift in shifts for axis in (2, 3)]
         for layer, shift, axis in self.terms:
             targets = torch.stack([shifted_correlation(p[layer], torch.ones_like(p[layer][:, :1]), shift, axis)[0] for p in paintings])
@@ -458,13 +469,20 @@ class LongRangeLoss(nn.Module):
             self.register_buffer(f"mask_{layer}", mask)
             # Each view's pair weights depend on its mask alone: once per run, not per step.
             self.register_buffer(f"pairs_{layer}", pair_weights(mask, self._layer_terms(layer)).T)  # (V, T)
+            self.boxes[layer] = mesh_boxes(mask)
 
     def forward(self, features: Mapping[str, torch.Tensor], view_ids: torch.Tensor) -> torch.Tensor:
         """``{layer: (N, C, h, w)}`` features of views ``view_ids (N,)`` → ``(N,)`` loss per view."""
         total = 0.0
+        ids = view_ids.tolist()
         for layer in LONG_RANGE_SHIFTS:
             terms = self._layer_terms(layer)
-            sums = _ShiftedCorrelations.apply(features[layer], getattr(self, f"mask_{layer}")[view_ids], terms)
+            # Pairs off the mesh weigh 0: only the box around the views' meshes is multiplied.
+            boxes = [box for box in (self.boxes[layer][i] for i in ids) if box[1] > box[0]] or [(0, 0, 0, 0)]
+            rows = slice(min(b[0] for b in boxes), max(b[1] for b in boxes))
+            cols = slice(min(b[2] for b in boxes), max(b[3] for b in boxes))
+            mask = getattr(self, f"mask_{layer}")[view_ids][:, :, rows, cols]
+            sums = _ShiftedCorrelations.apply(features[layer][:, :, rows, cols], mask, terms)
             correlations = sums / getattr(self, f"pairs_{layer}")[view_ids].T[:, :, None, None]
             for ours, (shift, axis) in zip(correlations, terms):
                 targets = getattr(self, f"target_{layer}_{shift}_{axis}")

@@ -293,3 +293,33 @@ def test_long_range_term_on_the_tapped_trunk_gives_autograd_gradients():
     plain, = torch.autograd.grad((style(plain_moment_taps(style, features, ids)) + 3 * long_range(features, ids)).sum(), images)
     assert long_range(features, ids).min() > 0
     assert torch.allclose(tapped, plain, rtol=1e-7, atol=1e-12)
+
+
+def test_long_range_loss_multiplies_only_the_box_around_the_meshes_and_matches_the_definition():
+    """Meshes in small boxes at different places (and a view with no mesh): the loss and its
+    gradient equal the definition over the whole frame, written out with plain slices (float64)."""
+    torch.manual_seed(0)
+    sizes = {"relu3_1": 32, "relu4_1": 16}  # 128² renders
+    painting = {layer: torch.rand(1, 3, size, size, dtype=torch.float64) for layer, size in sizes.items()}
+    masks = torch.zeros(3, 128, 128, dtype=torch.bool)
+    masks[0, 20:70, 30:60] = True
+    masks[1, 64:120, 8:100] = torch.rand(56, 92) > 0.2
+    long_range = LongRangeLoss([painting], [1.0], masks).double()
+    assert long_range.boxes["relu3_1"] == [(5, 18, 7, 15), (16, 30, 2, 25), (0, 0, 0, 0)]
+    ids = torch.tensor([1, 2, 0])
+    features = {layer: torch.randn(3, 3, size, size, dtype=torch.float64, requires_grad=True) for layer, size in sizes.items()}
+    ours = long_range(features, ids)
+
+    plain = torch.zeros(3, dtype=torch.float64)
+    for layer, shift, axis in long_range.terms:
+        weights = feature_mask(masks[ids], (sizes[layer], sizes[layer])).double()
+        target = getattr(long_range, f"target_{layer}_{shift}_{axis}")[0]
+        plain = plain + (_plain_shifted_correlation(features[layer], weights, shift, axis) - target).square().sum((1, 2)) / target.square().sum()
+    plain = plain / len(long_range.terms)
+    assert torch.allclose(ours, plain)
+    assert ours[1].item() == pytest.approx(1.0)  # no mesh: no pairs, every term's error is its target's norm
+    probe = torch.randn(3, dtype=torch.float64)
+    ours_grad = torch.autograd.grad((ours * probe).sum(), list(features.values()))
+    plain_grad = torch.autograd.grad((plain * probe).sum(), list(features.values()))
+    for a, b in zip(ours_grad, plain_grad):
+        assert torch.allclose(a, b)
